@@ -1,0 +1,18 @@
+"""Convenience entry points composed from the engine's parts."""
+from __future__ import annotations
+
+from torch import nn
+
+from .channels import analyze
+from .plan import Plan, plan
+from .surgery import apply
+
+__all__ = ["prune"]
+
+
+def prune(model: nn.Module, example_inputs, ratio: float, *, ignore=(), leaf_modules=(),
+          criterion="l1", round_to: int = 1, ratios=None, seed: int = 0) -> tuple[nn.Module, Plan]:
+    """Analyze, plan and apply in one call; returns ``(pruned_model, plan)``."""
+    graph = analyze(model, example_inputs, ignore=ignore, leaf_modules=leaf_modules)
+    p = plan(graph, ratio, criterion=criterion, round_to=round_to, ratios=ratios, seed=seed)
+    return apply(model, p), p

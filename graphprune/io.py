@@ -1,0 +1,136 @@
+"""Save and load pruned models without pickle: one safetensors file with a JSON spec inside.
+
+The spec (stored in the safetensors metadata under ``"graphprune"``) says how to rebuild the dense
+model and which channels to remove::
+
+    {"format": "graphprune/1",
+     "model": {"name": "ledsr_f256r16_x4", "kwargs": {...}}      # sr_models registry
+              | {"timm": "resnet18", "kwargs": {...}}            # timm.create_model
+              | {"factory": "package.module:function", "kwargs": {...}},
+     "analysis": {"example_shapes": [[1, 3, 48, 48]], "ignore": ["*mean*"]},
+     "plan": {"removed": {"2": [0, 5, ...]}, "group_sizes": [...]}}      # or null (dense)
+
+:func:`load` rebuilds the dense model, re-runs the analysis (deterministic), re-applies the plan and
+loads the weights strictly. Nothing in the file can execute code.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .channels import analyze
+from .plan import Plan
+from .surgery import apply
+
+__all__ = ["save", "load", "build_model", "make_spec", "FORMAT"]
+
+FORMAT = "graphprune/1"
+
+
+def make_spec(plan: Plan | None, model_spec: dict | None = None, model: nn.Module | None = None) -> dict:
+    """The JSON spec for a dense model (``plan=None``) or a pruned one."""
+    source = model if model is not None else (plan.graph.model if plan is not None else None)
+    model_spec = model_spec or getattr(source, "gp_spec", None)
+    if not model_spec:
+        raise ValueError("cannot tell how to rebuild this model: pass spec={'name'|'timm'|'factory': ..., "
+                         "'kwargs': {...}} (sr_models.create_model sets model.gp_spec automatically)")
+    spec: dict[str, Any] = {"format": FORMAT, "model": dict(model_spec), "plan": None, "analysis": None}
+    if plan is not None:
+        spec["plan"] = plan.to_dict()
+        spec["analysis"] = {"example_shapes": [list(s) for s in plan.graph.example_shapes],
+                            "ignore": list(plan.graph.ignore)}
+    return spec
+
+
+def build_model(model_spec: dict) -> nn.Module:
+    """Build the dense model a spec names (registry name, ``timm``, or ``module:function``)."""
+    kwargs = dict(model_spec.get("kwargs") or {})
+    if "name" in model_spec:
+        import sr_models
+        model = sr_models.create_model(model_spec["name"], **kwargs)
+    elif "timm" in model_spec:
+        import timm
+        model = timm.create_model(model_spec["timm"], pretrained=False, **kwargs)
+        model.gp_spec = dict(model_spec)
+    elif "factory" in model_spec:
+        mod, _, fn = model_spec["factory"].partition(":")
+        if not fn:
+            raise ValueError(f"factory must look like 'package.module:function', got {model_spec['factory']!r}")
+        model = getattr(importlib.import_module(mod), fn)(**kwargs)
+        model.gp_spec = dict(model_spec)
+    else:
+        raise ValueError(f"model spec needs one of 'name', 'timm' or 'factory', got keys {sorted(model_spec)}")
+    return model
+
+
+def save(model: nn.Module, path: str | os.PathLike, spec: dict | Plan | None = None) -> Path:
+    """Write ``model``'s weights and its spec to ``path`` atomically (no partial file on failure).
+
+    ``spec`` may be a full spec dict, a :class:`Plan` (the dense model's ``gp_spec`` is used),
+    or None to use the spec that :func:`graphprune.apply` attached to the pruned model.
+    """
+    from safetensors.torch import save_model
+
+    if isinstance(spec, Plan):
+        spec = make_spec(spec)
+    elif spec is None:
+        spec = getattr(model, "gp_save_spec", None) or make_spec(None, model=model)
+    elif "format" not in spec:
+        spec = make_spec(None, model_spec=spec)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_model(model, tmp, metadata={"graphprune": json.dumps(spec)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_spec(path: str | os.PathLike) -> dict:
+    """The JSON spec stored in a graphprune file (raises with a one-line reason)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}") from None
+    if "graphprune" not in meta:
+        raise ValueError(f"{path} has no graphprune spec: it was not written by graphprune.save")
+    spec = json.loads(meta["graphprune"])
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"{path}: unsupported format {spec.get('format')!r} (expected {FORMAT})")
+    return spec
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild, re-prune and fill a model saved by :func:`save`."""
+    from safetensors.torch import load_model
+
+    spec = read_spec(path)
+    model = build_model(spec["model"])
+    if spec.get("plan"):
+        analysis = spec["analysis"]
+        inputs = tuple(torch.zeros(s) for s in analysis["example_shapes"])
+        graph = analyze(model, inputs, ignore=analysis.get("ignore", ()))
+        model = apply(model, Plan.from_dict(graph, spec["plan"]), inplace=True)
+    try:
+        load_model(model, str(path), strict=True, device=str(map_location))
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"{path}: weights do not fit the rebuilt model: {' '.join(str(exc).split())[:300]}") from None
+    model.gp_save_spec = spec
+    return model.to(map_location)

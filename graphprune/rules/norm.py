@@ -1,0 +1,92 @@
+"""Normalization layers: BatchNorm, InstanceNorm, LayerNorm, GroupNorm (module and functional).
+
+A norm passes every dimension through; its affine parameters and running statistics follow the
+channel dimension (dim 1 for batch/instance/group norm, the trailing dims for layer norm) with
+role "out". GroupNorm factors its channels into ``(num_groups, per-group)`` like a grouped conv:
+pruning keeps every group the same size. LayerNorm and GroupNorm mix statistics across channels, so
+removing a channel changes the values (not the shapes) of the others: pruning them is structurally
+sound but is not exact the way pruning a zeroed conv filter is.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from .elementwise import passthrough
+from .table import register
+
+__all__ = []
+
+_STATS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _channel_params(ctx, names, channel_atom) -> None:
+    for name in names:
+        t = getattr(ctx.module, name, None)
+        if t is not None and t.ndim == 1:
+            ctx.unify(ctx.param(name, ("out",))[0], channel_atom)
+
+
+def _resize_batchnorm(module, new_size, aux) -> None:
+    ref = module.weight if module.weight is not None else module.running_mean
+    if ref is not None:
+        module.num_features = ref.shape[0]
+
+
+@register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d,
+          nn.InstanceNorm2d, nn.InstanceNorm3d, params=_STATS, resize=_resize_batchnorm)
+def batch_norm(ctx) -> None:
+    passthrough(ctx)
+    _channel_params(ctx, ("weight", "bias", "running_mean", "running_var"), ctx.out()[1])
+
+
+def _resize_layernorm(module, new_size, aux) -> None:
+    shape = aux["normalized_atoms"]
+    module.normalized_shape = tuple(new_size(a) for a in shape)
+
+
+@register(nn.LayerNorm, params=("weight", "bias"), resize=_resize_layernorm)
+def layer_norm(ctx) -> None:
+    passthrough(ctx)
+    k = len(ctx.module.normalized_shape)
+    normalized = ctx.out()[-k:]
+    for name in ("weight", "bias"):
+        if getattr(ctx.module, name, None) is not None:
+            ctx.unify_dims(ctx.param(name, ("out",) * k), normalized)
+    ctx.set_aux("normalized_atoms", normalized)
+
+
+def _rewrite_layer_norm(node, R):
+    """F.layer_norm carries normalized_shape as an argument: follow the pruned trailing dims."""
+    given = node.args[1] if len(node.args) > 1 else node.kwargs["normalized_shape"]
+    ndim = R.ndim(node)
+    new = [R.size(node, d) for d in range(ndim - len(given), ndim)]
+    if list(given) == new:
+        return None
+    if len(node.args) > 1:
+        return (node.args[0], new, *node.args[2:]), node.kwargs
+    return node.args, {**node.kwargs, "normalized_shape": new}
+
+
+@register(F.layer_norm, rewrite=_rewrite_layer_norm)
+def layer_norm_functional(ctx) -> None:
+    x, w, b = ctx.arg(0, "input"), ctx.arg(2, "weight"), ctx.arg(3, "bias")
+    ctx.unify_dims(ctx.dims(x), ctx.out())
+    k = len(ctx.arg(1, "normalized_shape"))
+    for p in (w, b):
+        if p is not None:
+            ctx.unify_dims(ctx.dims(p), ctx.out()[-k:])
+
+
+def _resize_groupnorm(module, new_size, aux) -> None:
+    module.num_groups = new_size(aux["groups"])
+    module.num_channels = module.weight.shape[0] if module.weight is not None else module.num_channels
+
+
+@register(nn.GroupNorm, params=("weight", "bias"), resize=_resize_groupnorm)
+def group_norm(ctx) -> None:
+    passthrough(ctx)
+    c = ctx.out()[1]
+    g, _ = ctx.factor(c, [ctx.module.num_groups, ctx.size(c) // ctx.module.num_groups])
+    ctx.set_aux("groups", g)
+    _channel_params(ctx, ("weight", "bias"), c)

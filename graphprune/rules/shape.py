@@ -1,0 +1,480 @@
+"""Shape ops: concatenation and splitting, slicing, reshapes, permutations, pixel shuffle, padding.
+
+These rules give channels their *structure*: ``cat`` places spaces side by side, ``split`` and
+slicing cut one into segments, a reshape factors one dimension into several (row-major) or merges
+several into one, pixel shuffle is the reshape ``C·r·r → (C, r, r)`` followed by a permutation into
+space. Channel shuffle is a reshape, a transpose and a reshape, and needs no rule of its own.
+
+The reshape rule works on the propagated shapes alone: it groups input and output dimensions whose
+sizes multiply to the same number and declares both sides factorizations of one space; the atom
+algebra aligns them or blocks them. Its ``rewrite`` later sets the shape arguments of a pruned
+``view``/``reshape``: every dimension that holds channels gets its new constant size, every other
+dimension keeps its argument (a batch or spatial size read at run time stays dynamic).
+"""
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .table import register
+
+__all__ = ["reshape"]
+
+
+def _norm_dim(dim: int, ndim: int) -> int:
+    return dim + ndim if dim < 0 else dim
+
+
+# --------------------------------------------------------------------------- cat / stack
+
+
+@register(torch.cat, torch.concat, torch.concatenate)
+def cat(ctx) -> None:
+    tensors = [t for t in ctx.arg(0, "tensors") if ctx.dims(t) is not None]
+    out = ctx.out()
+    dim = _norm_dim(ctx.arg(1, "dim", 0), len(out))
+    parts = [ctx.dims(t) for t in tensors]
+    ctx.cat(out[dim], [p[dim] for p in parts])
+    for p in parts:
+        ctx.unify_dims(p[:dim] + p[dim + 1:], out[:dim] + out[dim + 1:])
+
+
+@register(torch.stack)
+def stack(ctx) -> None:
+    tensors = ctx.arg(0, "tensors")
+    out = ctx.out()
+    dim = _norm_dim(ctx.arg(1, "dim", 0), len(out))
+    ctx.block([out[dim]], "the stacked dimension of torch.stack")
+    for t in tensors:
+        ctx.unify_dims(ctx.dims(t), out[:dim] + out[dim + 1:])
+
+
+# --------------------------------------------------------------------------- split family
+
+
+def _split_dim(ctx, default_dim: int = 0) -> int:
+    ndim = len(ctx.dims(ctx.arg(0, "tensor")))
+    return _norm_dim(ctx.arg(2, "dim", default_dim), ndim)
+
+
+def _couple_pieces(ctx, dim: int) -> list[int]:
+    x = ctx.dims(ctx.arg(0, "tensor"))
+    pieces = [o for o in ctx.outs() if o is not None]
+    for p in pieces:
+        ctx.unify_dims(x[:dim] + x[dim + 1:], p[:dim] + p[dim + 1:])
+    atoms = ctx.cat(x[dim], [p[dim] for p in pieces])
+    ctx.set_aux("pieces", [p[dim] for p in pieces])
+    return atoms
+
+
+def _rewrite_split(node, R):
+    """An explicit list of sizes, which also turns an int split_size into a list."""
+    sizes = [R.atom_size(a) for a in R.aux(node)["pieces"]]
+    given = node.args[1] if len(node.args) > 1 else node.kwargs.get("split_size_or_sections",
+                                                                    node.kwargs.get("split_size"))
+    if isinstance(given, (list, tuple)) and list(given) == sizes:
+        return None
+    if isinstance(given, int) and all(s == given for s in sizes[:-1]) and sizes[-1] <= given:
+        return None
+    args = (node.args[0], sizes, *node.args[2:])
+    kwargs = {k: v for k, v in node.kwargs.items() if k not in ("split_size_or_sections", "split_size")}
+    return args, kwargs
+
+
+@register(torch.split, "split", torch.tensor_split, "tensor_split", rewrite=_rewrite_split)
+def split(ctx) -> None:
+    _couple_pieces(ctx, _split_dim(ctx))
+
+
+@register(torch.chunk, "chunk")
+def chunk(ctx) -> None:
+    """Chunks stay equal-sized only if they lose the same channels: the pieces are unified."""
+    dim = _split_dim(ctx)
+    _couple_pieces(ctx, dim)
+    pieces = [o[dim] for o in ctx.outs() if o is not None]
+    if len({ctx.size(p) for p in pieces}) == 1:
+        for p in pieces[1:]:
+            ctx.unify(pieces[0], p)
+    else:
+        ctx.block(pieces, "torch.chunk with unequal chunks")
+
+
+@register(torch.unbind, "unbind")
+def unbind(ctx) -> None:
+    x = ctx.dims(ctx.arg(0, "input"))
+    dim = _norm_dim(ctx.arg(1, "dim", 0), len(x))
+    ctx.block([x[dim]], "the unbound dimension of unbind")
+    for o in ctx.outs():
+        ctx.unify_dims(x[:dim] + x[dim + 1:], o)
+
+
+# --------------------------------------------------------------------------- getitem
+
+
+def _index_items(index) -> list:
+    return list(index) if isinstance(index, tuple) else [index]
+
+
+def _rewrite_getitem(node, R):
+    """Move slice bounds when channels before or inside a slice were pruned."""
+    slices = R.aux(node).get("slices")
+    if not slices:
+        return None
+    items = _index_items(node.args[1])
+    changed = False
+    for pos, (before, seg) in slices.items():
+        start = R.atom_size(before)
+        if seg is None:  # an integer index
+            if start != (items[pos] if items[pos] >= 0 else R.old_size(node.args[0], _dim_of(items, pos))
+                         + items[pos]):
+                items[pos], changed = start, True
+            continue
+        new = slice(start if (start or items[pos].start is not None) else None, start + R.atom_size(seg))
+        if (new.start or 0, new.stop) != (items[pos].start or 0, items[pos].stop):
+            items[pos], changed = new, True
+    if not changed:
+        return None
+    index = tuple(items) if isinstance(node.args[1], tuple) else items[0]
+    return (node.args[0], index), node.kwargs
+
+
+def _dim_of(items: list, pos: int) -> int:
+    """The tensor dim indexed by ``items[pos]`` (positions before an Ellipsis only)."""
+    return sum(1 for it in items[:pos] if it is not None)
+
+
+@register(operator.getitem, rewrite=_rewrite_getitem)
+def getitem(ctx) -> None:
+    """Tensor indexing with ints, plain slices, None and Ellipsis; anything else is blocked."""
+    x = ctx.dims(ctx.arg(0, "x"))
+    out = ctx.out()
+    items = _index_items(ctx.arg(1, "index"))
+    n_real = sum(1 for it in items if it is not None and it is not Ellipsis)
+    expanded: list[tuple[int | None, object]] = []  # (position in the index tuple, item)
+    for pos, it in enumerate(items):
+        if it is Ellipsis:
+            expanded.extend([(None, slice(None))] * (len(x) - n_real))
+        else:
+            expanded.append((pos, it))
+    expanded.extend([(None, slice(None))] * (len(x) - sum(1 for _, it in expanded if it is not None)))
+    i = o = 0
+    slices = {}
+    for pos, it in expanded:
+        if it is None:
+            ctx.free(out[o])
+            o += 1
+        elif isinstance(it, int):  # a one-channel segment; the index moves if channels before it go
+            size = ctx.size(x[i])
+            at = it + size if it < 0 else it
+            before, seg, after = ctx.split(x[i], [at, 1, size - at - 1])
+            ctx.free(*(a for a in (before, seg, after) if a is not None))
+            slices[pos] = (before, None)
+            i += 1
+        elif isinstance(it, slice) and _is_plain(it):
+            size = ctx.size(x[i])
+            start, stop, step = it.indices(size)
+            stop = max(stop, start)
+            if (start, stop, step) == (0, size, 1):
+                ctx.unify(x[i], out[o])
+            elif step == 1:
+                before, seg, after = ctx.split(x[i], [start, stop - start, size - stop])
+                ctx.unify(seg, out[o])
+                ctx.free(*(a for a in (before, after) if a is not None))
+                slices[pos] = (before, seg)
+            else:
+                ctx.block([x[i], out[o]], "a stepped slice")
+            i, o = i + 1, o + 1
+        else:
+            ctx.block([x[i], *out[o:o + 1]], "indexing with a tensor or a list")
+            i, o = i + 1, o + 1
+    ctx.set_aux("slices", slices)
+
+
+def _is_plain(s: slice) -> bool:
+    return all(v is None or isinstance(v, int) for v in (s.start, s.stop, s.step))
+
+
+# --------------------------------------------------------------------------- reshape family
+
+
+def _reshape_groups(in_sizes, out_sizes):
+    """Pair runs of input and output dims with equal products (size-1 dims excluded)."""
+    ins = [i for i, s in enumerate(in_sizes) if s != 1]
+    outs = [j for j, s in enumerate(out_sizes) if s != 1]
+    groups, a, b = [], 0, 0
+    while a < len(ins) and b < len(outs):
+        gi, go = [ins[a]], [outs[b]]
+        pi, po = in_sizes[ins[a]], out_sizes[outs[b]]
+        a, b = a + 1, b + 1
+        while pi != po:
+            if pi < po:
+                gi.append(ins[a]); pi *= in_sizes[ins[a]]; a += 1
+            else:
+                go.append(outs[b]); po *= out_sizes[outs[b]]; b += 1
+        groups.append((gi, go))
+    return groups
+
+
+def reshape_dims(ctx, x_dims, out_dims) -> None:
+    """Relate the dims of a reshape by their sizes alone."""
+    in_sizes = [ctx.size(a) for a in x_dims]
+    out_sizes = [ctx.size(a) for a in out_dims]
+    ctx.free(*[a for a, s in zip(x_dims, in_sizes) if s == 1], *[a for a, s in zip(out_dims, out_sizes) if s == 1])
+    if math.prod(in_sizes) != math.prod(out_sizes):
+        ctx.block(list(x_dims) + list(out_dims), "reshape changes the number of elements")
+        return
+    for gi, go in _reshape_groups(in_sizes, out_sizes):
+        if len(gi) == 1 and len(go) == 1:
+            ctx.unify(x_dims[gi[0]], out_dims[go[0]])
+            continue
+        whole = ctx.new(math.prod(in_sizes[i] for i in gi))
+        ctx.prod(whole, [x_dims[i] for i in gi])
+        ctx.prod(whole, [out_dims[j] for j in go])
+
+
+def _shape_args(node):
+    """The requested shape of view/reshape as a list, and how to put a new one back."""
+    if node.op == "call_method":
+        rest = node.args[1:]
+        if len(rest) == 1 and isinstance(rest[0], (list, tuple)):
+            return list(rest[0]), lambda new: ((node.args[0], tuple(new)), node.kwargs)
+        if rest:
+            return list(rest), lambda new: ((node.args[0], *new), node.kwargs)
+        return list(node.kwargs["shape" if "shape" in node.kwargs else "size"]), \
+            lambda new: (node.args, {**node.kwargs, "shape": tuple(new)})
+    shape = node.args[1] if len(node.args) > 1 else node.kwargs["shape"]
+    return list(shape), lambda new: ((node.args[0], tuple(new)), {})
+
+
+def _rewrite_reshape(node, R):
+    """New sizes for the channel-holding dims; batch and spatial arguments stay as they were."""
+    shape, put = _shape_args(node)
+    new = list(shape)
+    for d, arg in enumerate(shape):
+        if R.static(node, d) and arg != -1:
+            size = R.size(node, d)
+            if size != R.old_size(node, d) or (R.strict and not isinstance(arg, int)):
+                new[d] = size
+    return None if new == shape else put(new)
+
+
+def _rewrite_unflatten(node, R):
+    """``unflatten(dim, sizes)``: new sizes for the channel-holding dims it creates."""
+    x = node.args[0]
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs["dim"]
+    sizes = list(node.args[2] if len(node.args) > 2 else node.kwargs["sizes"])
+    start = dim + R.ndim(x) if dim < 0 else dim
+    new = list(sizes)
+    for k, arg in enumerate(sizes):
+        d = start + k
+        if R.static(node, d) and arg != -1 and (R.size(node, d) != R.old_size(node, d) or R.strict):
+            new[k] = R.size(node, d)
+    if new == sizes:
+        return None
+    return (x, dim, tuple(new)), {}
+
+
+def _resize_unflatten(module, new_size, aux) -> None:
+    module.unflattened_size = tuple(new_size(a) for a in aux["created"])
+
+
+def reshape(ctx) -> None:
+    """Reshape-like ops: dims related by their sizes alone (see :func:`reshape_dims`)."""
+    first, *rest = ctx.tensor_args()
+    reshape_dims(ctx, ctx.dims(first), ctx.out())
+    for other in rest:  # view_as / reshape_as: the output has the other tensor's shape
+        ctx.unify_dims(ctx.dims(other), ctx.out())
+
+
+def unflatten_module(ctx) -> None:
+    reshape(ctx)
+    m, x = ctx.module, ctx.dims(ctx.tensor_args()[0])
+    start = m.dim + len(x) if m.dim < 0 else m.dim
+    ctx.set_aux("created", ctx.out()[start:start + len(m.unflattened_size)])
+
+
+register(torch.reshape, "reshape", "view", rewrite=_rewrite_reshape, name="reshape")(reshape)
+register(torch.unflatten, "unflatten", rewrite=_rewrite_unflatten, name="unflatten")(reshape)
+register(nn.Unflatten, resize=_resize_unflatten, name="unflatten_module")(unflatten_module)
+register(torch.flatten, "flatten", torch.squeeze, "squeeze", torch.unsqueeze, "unsqueeze", "view_as",
+         "reshape_as", torch.ravel, "ravel", nn.Flatten, torch.atleast_2d, name="reshape_no_sizes")(reshape)
+
+
+# --------------------------------------------------------------------------- permutations
+
+
+def _permutation(ctx) -> list[int]:
+    node = ctx.node
+    ndim = len(ctx.dims(ctx.tensor_args()[0]))
+    target = node.target
+    if target in ("permute", torch.permute):
+        dims = ctx.arg(1, "dims")
+        if isinstance(dims, int) or node.op == "call_method" and len(node.args) > 2:
+            dims = list(node.args[1:])
+        return [_norm_dim(d, ndim) for d in dims]
+    if target in ("transpose", torch.transpose, "swapaxes", torch.swapaxes, "swapdims"):
+        a, b = (_norm_dim(ctx.arg(i, n), ndim) for i, n in ((1, "dim0"), (2, "dim1")))
+        perm = list(range(ndim))
+        perm[a], perm[b] = perm[b], perm[a]
+        return perm
+    if target in ("t", torch.t, "T", "mT"):
+        perm = list(range(ndim))
+        if ndim >= 2:
+            perm[-1], perm[-2] = perm[-2], perm[-1]
+        return perm
+    src, dst = ctx.arg(1, "source"), ctx.arg(2, "destination")  # movedim
+    src, dst = ([src], [dst]) if isinstance(src, int) else (list(src), list(dst))
+    src, dst = [_norm_dim(s, ndim) for s in src], [_norm_dim(d, ndim) for d in dst]
+    rest = [d for d in range(ndim) if d not in src]
+    perm = [None] * ndim
+    for s, d in zip(src, dst):
+        perm[d] = s
+    it = iter(rest)
+    return [p if p is not None else next(it) for p in perm]
+
+
+@register("permute", torch.permute, "transpose", torch.transpose, "swapaxes", torch.swapaxes,
+          "swapdims", "t", torch.t, "movedim", torch.movedim, "moveaxis")
+def permute(ctx) -> None:
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    for o, i in enumerate(_permutation(ctx)):
+        ctx.unify(x[i], out[o])
+
+
+# --------------------------------------------------------------------------- expand / repeat
+
+
+@register("expand")
+def expand(ctx) -> None:
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    off = len(out) - len(x)
+    for i, a in enumerate(x):
+        if ctx.size(a) == ctx.size(out[off + i]):
+            ctx.unify(a, out[off + i])
+        else:
+            ctx.free(a)
+            ctx.block([out[off + i]], "a dimension expanded to a fixed size")
+    ctx.block(out[:off], "a dimension added by expand")
+
+
+@register("repeat", torch.tile, "tile")
+def repeat(ctx) -> None:
+    """Tiling k times makes the output dim the product (k, input dim)."""
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    off = len(out) - len(x)
+    ctx.block(out[:off], "a dimension added by repeat")
+    for i, a in enumerate(x):
+        o = out[off + i]
+        k = ctx.size(o) // max(ctx.size(a), 1)
+        if k == 1:
+            ctx.unify(a, o)
+        else:
+            tiles = ctx.new(k)
+            ctx.block([tiles], "repeat count")
+            ctx.prod(o, [tiles, a])
+
+
+# --------------------------------------------------------------------------- pixel (un)shuffle
+
+
+def _couple_pixel_shuffle(ctx, deep, shallow, r: int) -> None:
+    """``deep`` holds channels C·r·r and spatial (H, W); ``shallow`` holds C and (H·r, W·r)."""
+    ctx.unify_dims(deep[:-3], shallow[:-3])
+    ri, rj = ctx.new(r), ctx.new(r)
+    ctx.block([ri, rj], "sub-pixel positions of a pixel (un)shuffle are spatial, not channels")
+    ctx.prod(deep[-3], [shallow[-3], ri, rj])
+    ctx.prod(shallow[-2], [deep[-2], ri])
+    ctx.prod(shallow[-1], [deep[-1], rj])
+
+
+@register(nn.PixelShuffle, F.pixel_shuffle, torch.pixel_shuffle)
+def pixel_shuffle(ctx) -> None:
+    r = ctx.module.upscale_factor if ctx.module is not None else ctx.arg(1, "upscale_factor")
+    _couple_pixel_shuffle(ctx, ctx.dims(ctx.tensor_args()[0]), ctx.out(), r)
+
+
+@register(nn.PixelUnshuffle, F.pixel_unshuffle, torch.pixel_unshuffle)
+def pixel_unshuffle(ctx) -> None:
+    r = ctx.module.downscale_factor if ctx.module is not None else ctx.arg(1, "downscale_factor")
+    _couple_pixel_shuffle(ctx, ctx.out(), ctx.dims(ctx.tensor_args()[0]), r)
+
+
+# --------------------------------------------------------------------------- roll / pad / flip
+
+
+@register(torch.roll, "roll")
+def roll(ctx) -> None:
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    dims = ctx.arg(2, "dims", None)
+    rolled = set() if dims is None else {_norm_dim(d, len(x)) for d in ([dims] if isinstance(dims, int) else dims)}
+    if dims is None:
+        ctx.block(list(x) + list(out), "roll over the flattened tensor")
+        return
+    for i, (a, o) in enumerate(zip(x, out)):
+        if i in rolled:
+            ctx.block([a, o], "a rolled dimension")
+        else:
+            ctx.unify(a, o)
+
+
+@register(torch.flip, "flip")
+def flip(ctx) -> None:
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    flipped = {_norm_dim(d, len(x)) for d in ctx.arg(1, "dims")}
+    for i, (a, o) in enumerate(zip(x, out)):
+        if i in flipped:
+            ctx.block([a, o], "a flipped dimension")
+        else:
+            ctx.unify(a, o)
+
+
+@register(F.pad)
+def pad(ctx) -> None:
+    """Unpadded dims pass through; padded ones (normally spatial) are blocked."""
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    for a, o in zip(x, out):
+        if ctx.size(a) == ctx.size(o):
+            ctx.unify(a, o)
+        else:
+            ctx.block([a, o], "a padded dimension")
+
+
+# --------------------------------------------------------------------------- tensor creation
+
+
+CREATION = [torch.zeros, torch.ones, torch.empty, torch.full, torch.rand, torch.randn, torch.arange,
+            torch.linspace, torch.eye, torch.tensor, torch.as_tensor, "new_zeros", "new_ones",
+            "new_empty", "new_full", "new_tensor"]
+
+
+@register(*CREATION)
+def creation(ctx) -> None:
+    """A tensor made with explicit sizes cannot follow pruning: its dims are blocked."""
+    for arg in ctx.tensor_args():
+        ctx.free(*ctx.dims(arg))
+    for out in ctx.all_out_dims():
+        ctx.block([out], f"a tensor created with fixed sizes by {ctx.op_name}")
+
+
+
+# --------------------------------------------------------------------------- reading sizes
+
+
+@register(getattr, "size", "dim", "numel", "nelement", len, "data_ptr", "is_contiguous", "stride")
+def read_attribute(ctx) -> None:
+    """Reading ``shape``/``size()``/``dtype`` consumes nothing; ``x.T``/``x.mT`` is a transpose."""
+    attr = ctx.arg(1, "name")
+    if ctx.node.target is getattr and attr in ("T", "mT"):
+        x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+        perm = list(range(len(x)))
+        perm[-1], perm[-2] = perm[-2], perm[-1]
+        for o, i in enumerate(perm):
+            ctx.unify(x[i], out[o])
+        return
+    for arg in ctx.tensor_args():
+        ctx.free(*ctx.dims(arg))
+    ctx.block(ctx.all_out_dims(), f"a tensor attribute {attr!r} of unknown structure")

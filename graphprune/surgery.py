@@ -1,0 +1,223 @@
+"""The physical rewrite: a smaller copy of the model that computes with the kept channels only.
+
+``requires → call → ensures``:
+
+* requires: the plan belongs to this model's analysis and only removes prunable groups;
+* call: deep-copy the model, slice every parameter and buffer named by the plan's entries,
+  let module rules update their attributes (``in_channels``, ``groups``, ``num_features``, ...),
+  and rewrite the channel counts held in graph constants (``view(b, 64, h, w)``, ``split``, slices);
+* ensures: re-run shape propagation (fake tensors) on the rewritten graph and check that every
+  value has exactly the shape the plan predicts, the output shape included. A mismatch raises
+  :class:`PruneError` naming the node: the network is never returned wrong.
+
+The result is the user's own class when no graph constant had to change (their forward still
+runs), and otherwise an ``fx.GraphModule`` over the pruned modules with the constants rewritten
+(``pruned.gp_graph_module`` is True then).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .plan import Plan
+from .rules.table import lookup
+from .trace import TensorSpec, _propagate, node_value
+
+__all__ = ["apply", "PruneError", "SizeOracle"]
+
+
+class PruneError(RuntimeError):
+    """The rewritten network does not have the shapes the plan predicts."""
+
+
+class SizeOracle:
+    """New sizes of atoms and node dims under a plan (what rewrite/resize rules query)."""
+
+    def __init__(self, plan: Plan, strict: bool = False):
+        graph = plan.graph
+        self.graph, self.atoms, self.strict = graph, graph.atoms, strict
+        self.removed_leaf = {graph.leaf_of_group[g]: np.asarray(idx, dtype=np.int64)
+                             for g, idx in plan.removed.items() if len(idx)}
+        self.member_leaves = set(graph.leaf_of_group)
+        self._cache: dict[int, int] = {}
+
+    def removed_positions(self, atom: int) -> np.ndarray:
+        parts = [pos[self.removed_leaf[leaf]].reshape(-1) for leaf, pos in self.atoms.expand(atom)
+                 if leaf in self.removed_leaf]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def atom_size(self, atom: int | None) -> int:
+        if atom is None:
+            return 0
+        root = self.atoms.find(atom)
+        if root not in self._cache:
+            self._cache[root] = self.atoms.size(root) - len(self.removed_positions(root))
+        return self._cache[root]
+
+    def _dim_atom(self, node: fx.Node, d: int, item: int | None = None) -> int:
+        dims = self.graph.node_dims[node.name]
+        return (dims[item] if item is not None else dims)[d]
+
+    def size(self, node: fx.Node, d: int, item: int | None = None) -> int:
+        return self.atom_size(self._dim_atom(node, d, item))
+
+    def old_size(self, node: fx.Node, d: int, item: int | None = None) -> int:
+        return self.atoms.size(self._dim_atom(node, d, item))
+
+    def static(self, node: fx.Node, d: int, item: int | None = None) -> bool:
+        """True when the dim carries channels (a fixed width), False for batch/spatial dims."""
+        return any(leaf in self.member_leaves for leaf, _ in self.atoms.expand(self._dim_atom(node, d, item)))
+
+    def ndim(self, node: fx.Node) -> int:
+        return len(self.graph.node_dims[node.name])
+
+    def aux(self, node: fx.Node) -> dict:
+        return self.graph.aux.get(node.name, {})
+
+    def expected(self, node: fx.Node) -> Any:
+        """The predicted value structure of a node: shapes as tuples (tuples of them for sequences)."""
+        dims = self.graph.node_dims.get(node.name)
+        if dims is None:
+            return None
+        if dims and isinstance(dims[0], (list, type(None))):
+            return tuple(None if d is None else tuple(self.atom_size(a) for a in d) for d in dims)
+        return tuple(self.atom_size(a) for a in dims)
+
+
+# ------------------------------------------------------------------------------------ call
+def _slice_state(model: nn.Module, plan: Plan) -> None:
+    by_tensor: dict[tuple[str, str], dict[int, tuple[int, ...]]] = {}
+    for e in plan.entries():
+        by_tensor.setdefault((e.module, e.param), {})[e.dim] = e.indices
+    for (mname, pname), dims in by_tensor.items():
+        module = model.get_submodule(mname)
+        old = getattr(module, pname)
+        new = old.detach()
+        for dim, removed in dims.items():
+            keep = np.setdiff1d(np.arange(new.shape[dim]), np.asarray(removed, dtype=np.int64))
+            new = new.index_select(dim, torch.as_tensor(keep, device=new.device))
+        if isinstance(old, nn.Parameter):
+            setattr(module, pname, nn.Parameter(new.clone(), requires_grad=old.requires_grad))
+        else:
+            module._buffers[pname] = new.clone()
+
+
+def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle) -> None:
+    done: set[str] = set()
+    for node in plan.graph.traced.gm.graph.nodes:
+        if node.op != "call_module" or node.target in done:
+            continue
+        done.add(node.target)
+        module = model.get_submodule(node.target)
+        rule = lookup(type(module), module)
+        if rule is not None and rule.resize is not None:
+            rule.resize(module, oracle.atom_size, oracle.aux(node))
+
+
+def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.Graph, list[str]]:
+    """A copy of the traced graph whose channel constants follow the plan; names of changed nodes."""
+    new_graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    changed: list[str] = []
+    for node in graph.nodes:
+        new_node = new_graph.node_copy(node, lambda n: env[n])
+        env[node] = new_node
+        if node.op not in ("call_function", "call_method") or plan.graph.node_dims.get(node.name) is None:
+            continue
+        rule = lookup(node.target)
+        if rule is None or rule.rewrite is None:
+            continue
+        result = rule.rewrite(node, oracle)
+        if result is not None:
+            args, kwargs = result
+            new_node.args = fx.node.map_arg(args, lambda n: env[n])
+            new_node.kwargs = fx.node.map_arg(kwargs, lambda n: env[n])
+            changed.append(node.name)
+    return new_graph, changed
+
+
+# ------------------------------------------------------------------------------------ ensures
+def _check_shapes(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle, inputs) -> list[str]:
+    """Names and details of nodes whose propagated shape differs from the prediction."""
+    try:
+        _propagate(gm, inputs)
+    except Exception as exc:  # noqa: BLE001
+        return [f"the pruned graph does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"]
+    originals = {n.name: n for n in plan.graph.traced.gm.graph.nodes}
+    bad = []
+    for node in gm.graph.nodes:
+        orig = originals.get(node.name)
+        if orig is None or node.op == "output":
+            continue
+        expected = oracle.expected(orig)
+        if expected is None:
+            continue
+        got = _shapes(node_value(node))
+        if got != expected:
+            bad.append(f"{node.name} ({node.op} {node.target}): expected {expected}, got {got}")
+    return bad
+
+
+def _shapes(value) -> Any:
+    if isinstance(value, TensorSpec):
+        return value.shape
+    if isinstance(value, tuple):
+        return tuple(_shapes(v) if isinstance(v, TensorSpec) else None for v in value)
+    return None
+
+
+def _example_inputs(plan: Plan, device) -> tuple:
+    specs = [n.meta["gp_value"] for n in plan.graph.traced.gm.graph.nodes if n.op == "placeholder"]
+    return tuple(torch.zeros(s.shape, dtype=s.dtype, device=device) for s in specs if isinstance(s, TensorSpec))
+
+
+def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
+    """A physically smaller copy of ``model`` with the plan's channels removed.
+
+    Raises
+    ------
+    ValueError
+        When the plan was made for another model or removes channels of a blocked group.
+    PruneError
+        When the rewritten network's shapes differ from the plan's prediction (never silent).
+    """
+    if plan.graph.model is not model:
+        # tolerate an equal-architecture model (e.g. trained weights loaded into a rebuilt one)
+        if [n for n, _ in model.named_modules()] != [n for n, _ in plan.graph.model.named_modules()]:
+            raise ValueError("the plan was made for another model: call graphprune.analyze on this model first")
+    for gid in plan.removed:
+        if not plan.graph.groups[gid].prunable:
+            raise ValueError(f"plan removes channels of group {gid}, which is blocked: {plan.graph.groups[gid].reason}")
+    pruned = model if inplace else copy.deepcopy(model)
+    oracle = SizeOracle(plan)
+    _slice_state(pruned, plan)
+    _resize_modules(pruned, plan, oracle)
+    device = next((p.device for p in pruned.parameters()), torch.device("cpu"))
+    inputs = _example_inputs(plan, device)
+    for strict in (False, True):  # strict: also replace run-time size arguments of channel dims
+        oracle.strict = strict
+        graph, changed = _rewrite_graph(plan.graph.traced.gm.graph, plan, oracle)
+        gm = fx.GraphModule(pruned, graph, type(model).__name__)
+        bad = _check_shapes(gm, plan, oracle, inputs)
+        if not bad:
+            break
+    else:
+        raise PruneError("pruned network has unexpected shapes: " + "; ".join(bad[:3]) +
+                         (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "") +
+                         " — please report this model; as a workaround pass ignore=[...] for the modules involved")
+    result = pruned if not changed else gm
+    result.train(model.training)
+    if changed:
+        gm.gp_graph_module = True
+        for attr in ("gp_spec", "scale", "rgb_range"):
+            if hasattr(model, attr):
+                setattr(gm, attr, copy.deepcopy(getattr(model, attr)))
+    if getattr(model, "gp_spec", None):
+        from .io import make_spec  # the spec graphprune.save writes when given no other
+        result.gp_save_spec = make_spec(plan, model=model)
+    return result

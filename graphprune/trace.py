@@ -1,0 +1,265 @@
+"""torch.fx tracing with a leaf-module policy, automatic leaf fallback and shape propagation.
+
+Why this exists: the channel analysis needs a graph of every op together with the shape of every
+value, while arbitrary user models (and timm's) contain code that symbolic tracing cannot follow.
+The policy here decides which modules stay opaque (*leaves*):
+
+1. the standard ``torch.nn`` leaves (Conv2d, Linear, norms, activations, ...), as fx does;
+2. modules the user names in ``leaf_modules`` (classes, or fnmatch globs on qualified names);
+3. timm's registered no-trace modules (and its no-trace functions are auto-wrapped);
+4. an automatic fallback: when tracing fails inside a module, the *smallest* module on the call
+   stack at the point of failure becomes a leaf and tracing restarts. Each such leaf is reported
+   with the error that forced it, so a user can see why its channels may end up unprunable.
+
+Shapes come from running the traced graph on fake tensors (``FakeTensorMode``): no real compute, so
+analysis time does not depend on the example input's resolution. A graph that fake tensors cannot
+run falls back to the real example input.
+
+Each node then carries ``node.meta["gp_value"]``: the propagated value with every tensor replaced by
+a :class:`TensorSpec`. Read it through :func:`tensor_spec` / :func:`value_spec`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+__all__ = [
+    "TensorSpec",
+    "Traced",
+    "TraceError",
+    "trace",
+    "tensor_spec",
+    "value_spec",
+    "as_input_tuple",
+    "node_value",
+]
+
+META_KEY = "gp_value"
+
+
+class TraceError(RuntimeError):
+    """The model cannot be traced even with every failing submodule made a leaf."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape and dtype of one tensor value in the traced graph."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Traced:
+    """A traced model: the GraphModule (sharing parameters with the model) and why leaves are leaves.
+
+    ``leaves`` maps qualified module names that were made leaves by policy (not the ordinary
+    ``torch.nn`` leaves) to the reason: ``"user"``, ``"timm no-trace"`` or ``"auto: <error>"``.
+    """
+
+    model: nn.Module
+    gm: fx.GraphModule
+    leaves: dict[str, str] = field(default_factory=dict)
+    shape_source: str = "fake"
+
+    def modules(self) -> dict[str, nn.Module]:
+        return dict(self.gm.named_modules())
+
+
+def as_input_tuple(example_inputs: Any) -> tuple:
+    """Accept a tensor or a tuple/list of tensors, everywhere in the API."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs)
+    raise TypeError(
+        f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Tracing
+
+
+def _timm_notrace() -> tuple[set[type], list[Callable]]:
+    try:
+        from timm.layers import _fx as timm_fx
+    except Exception:  # timm absent or changed: nothing to add
+        return set(), []
+    return set(timm_fx.get_notrace_modules()), list(timm_fx.get_notrace_functions())
+
+
+class _PolicyTracer(fx.Tracer):
+    """fx tracer that applies the leaf policy and remembers which module is being traced."""
+
+    def __init__(self, leaf_types: tuple[type, ...], leaf_names: set[str], leaf_globs: Sequence[str],
+                 autowrap_functions: Iterable[Callable] = ()):
+        super().__init__(autowrap_functions=tuple(autowrap_functions))
+        self.leaf_types = leaf_types
+        self.leaf_names = leaf_names
+        self.leaf_globs = tuple(leaf_globs)
+        self.gp_stack: list[str] = []
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if qualname in self.leaf_names or isinstance(m, self.leaf_types):
+            return True
+        if any(fnmatch.fnmatchcase(qualname, g) for g in self.leaf_globs):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+    def call_module(self, m, forward, args, kwargs):
+        name = self.path_of_module(m)
+        self.gp_stack.append(name)
+        out = super().call_module(m, forward, args, kwargs)
+        # Popped on success only: after an error the stack still names the failing module.
+        self.gp_stack.pop()
+        return out
+
+
+def _split_leaf_spec(leaf_modules) -> tuple[tuple[type, ...], list[str]]:
+    types, globs = [], []
+    for spec in leaf_modules:
+        if isinstance(spec, type) and issubclass(spec, nn.Module):
+            types.append(spec)
+        elif isinstance(spec, str):
+            globs.append(spec)
+        else:
+            raise TypeError(f"leaf_modules entries must be nn.Module classes or name globs, got {spec!r}")
+    return tuple(types), globs
+
+
+def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64) -> tuple[fx.GraphModule, dict]:
+    user_types, user_globs = _split_leaf_spec(leaf_modules)
+    timm_types, timm_funcs = _timm_notrace()
+    leaves: dict[str, str] = {}
+    for name, m in model.named_modules():
+        if name and (isinstance(m, user_types) or any(fnmatch.fnmatchcase(name, g) for g in user_globs)):
+            leaves[name] = "user"
+        elif name and timm_types and isinstance(m, tuple(timm_types)):
+            leaves[name] = "timm no-trace"
+    auto: set[str] = set()
+    for _ in range(max_fallbacks + 1):
+        tracer = _PolicyTracer(user_types + tuple(timm_types), auto, user_globs, timm_funcs)
+        try:
+            graph = tracer.trace(model)
+        except Exception as exc:  # noqa: BLE001 - any tracing failure triggers the fallback
+            failing = tracer.gp_stack[-1] if tracer.gp_stack else ""
+            if not failing or failing in auto:
+                raise TraceError(
+                    f"torch.fx cannot trace {type(model).__name__}"
+                    f"{' (failing inside ' + failing + ')' if failing else ''}: "
+                    f"{type(exc).__name__}: {_one_line(exc)}; make the offending code traceable or pass "
+                    "leaf_modules=[...] naming the module that contains it"
+                ) from exc
+            auto.add(failing)
+            leaves[failing] = f"auto: {type(exc).__name__}: {_one_line(exc)}"
+            continue
+        name = model.__class__.__name__
+        gm = fx.GraphModule(tracer.root, graph, name)
+        # Keep only leaves that really occur as call_module nodes (a parent leaf hides its children).
+        called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+        return gm, {k: v for k, v in leaves.items() if k in called}
+    raise TraceError(f"torch.fx cannot trace {type(model).__name__}: more than {max_fallbacks} fallback leaves")
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------------
+# Shape propagation
+
+
+def value_spec(value: Any) -> Any:
+    """Replace every tensor inside ``value`` (nested tuples/lists/dicts) by a TensorSpec."""
+    if isinstance(value, torch.Tensor):
+        return TensorSpec(tuple(int(s) for s in value.shape), value.dtype)
+    if isinstance(value, (tuple, list)):
+        return tuple(value_spec(v) for v in value)
+    if isinstance(value, dict):
+        return {k: value_spec(v) for k, v in value.items()}
+    if isinstance(value, torch.Size):
+        return tuple(int(s) for s in value)
+    if isinstance(value, (int, float, bool, str, type(None), torch.dtype, torch.device, slice, type(...))):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+class _SpecRecorder(fx.Interpreter):
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        n.meta[META_KEY] = value_spec(out)
+        return out
+
+
+def _propagate(gm: fx.GraphModule, inputs: tuple) -> str:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            fake_inputs = tuple(mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in inputs)
+            _SpecRecorder(gm).run(*fake_inputs)
+        return "fake"
+    except Exception:  # noqa: BLE001 - some ops have no fake kernel; use the real input instead
+        with torch.no_grad():
+            _SpecRecorder(gm).run(*inputs)
+        return "real"
+
+
+def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=()) -> Traced:
+    """Trace ``model`` with the leaf policy and annotate every node with its value's shapes.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module; it is not modified (the GraphModule shares its submodules).
+    example_inputs : Tensor or tuple of Tensors
+        Used for shapes only. Fake tensors are used, so resolution does not affect speed.
+    leaf_modules : iterable of nn.Module classes or fnmatch globs on qualified names
+        Extra modules to keep opaque.
+    """
+    inputs = as_input_tuple(example_inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        gm, leaves = _trace_graph(model, leaf_modules)
+        source = _propagate(gm, inputs)
+    finally:
+        model.train(was_training)
+    return Traced(model=model, gm=gm, leaves=leaves, shape_source=source)
+
+
+def tensor_spec(node: fx.Node) -> TensorSpec | None:
+    """The TensorSpec of a node's value, None when the value is not a tensor.
+
+    Raises
+    ------
+    KeyError
+        When shape propagation has not annotated the node.
+    """
+    if META_KEY not in node.meta:
+        raise KeyError(f"node {node.name!r} has no shape: run graphprune.trace.trace (shape propagation) first")
+    spec = node.meta[META_KEY]
+    return spec if isinstance(spec, TensorSpec) else None
+
+
+def node_value(node: fx.Node) -> Any:
+    if META_KEY not in node.meta:
+        raise KeyError(f"node {node.name!r} has no shape: run graphprune.trace.trace (shape propagation) first")
+    return node.meta[META_KEY]
+
