@@ -1,0 +1,430 @@
+"""Op rules on hand-built modules: index maps checked against what the op does to indices."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import graphprune as gp
+from graphprune.verify import equivalence_error
+
+
+def member(graph, module, param="weight", dim=0):
+    """The (group, member) pairs on one parameter dim."""
+    return [(g, m) for g in graph.groups for m in g.members
+            if m.module == module and m.param == param and m.dim == dim]
+
+
+def only_group(graph, module, param="weight", dim=0):
+    pairs = member(graph, module, param, dim)
+    assert len(pairs) == 1, pairs
+    return pairs[0]
+
+
+def prune_and_check(model, x, ratio=0.5, exact=True, **kw):
+    model.eval()
+    pruned, plan = gp.prune(model, x, ratio, **kw)
+    with torch.no_grad():
+        assert pruned(x).shape == model(x).shape
+    if exact:
+        assert equivalence_error(model, pruned, plan, x) < 1e-5
+    return pruned, plan
+
+
+# ----------------------------------------------------------------------------- pixel shuffle
+class PixelShuffleNet(nn.Module):
+    def __init__(self, c=4, r=2):
+        super().__init__()
+        self.up = nn.Conv2d(3, c * r * r, 3, padding=1)
+        self.ps = nn.PixelShuffle(r)
+        self.out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.out(self.ps(self.up(x)))
+
+
+def test_pixel_shuffle_maps_each_channel_to_r_squared_inputs():
+    net = PixelShuffleNet(c=4, r=2)
+    g = gp.analyze(net, torch.randn(1, 3, 8, 8))
+    group, m = [(gr, m) for gr, m in member(g, "up") if gr.size == 4][0]
+    assert group.prunable
+    # output channel c of the shuffle owns input channels c*4 .. c*4+3
+    assert m.index_map.tolist() == [[4 * c + k for k in range(4)] for c in range(4)]
+    assert [mm.module for mm in group.consumers] == ["out"]
+    # the sub-pixel factors are separate, blocked groups
+    assert all(not gr.prunable for gr, _ in member(g, "up") if gr is not group)
+
+
+def test_pixel_shuffle_prune_is_exact():
+    pruned, plan = prune_and_check(PixelShuffleNet(c=6, r=3), torch.randn(1, 3, 5, 7))
+    assert pruned.up.out_channels == 3 * 9 and pruned.out.in_channels == 3
+
+
+def test_pixel_unshuffle():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 6, 3, padding=1)
+            self.b = nn.Conv2d(24, 3, 1)
+
+        def forward(self, x):
+            return F.pixel_unshuffle(self.a(x), 2).relu().mul(2).sum(1, keepdim=True) + self.b(F.pixel_unshuffle(self.a(x), 2))
+
+    g = gp.analyze(Net(), torch.randn(1, 3, 8, 8))
+    grp, m = [(gr, m) for gr, m in member(g, "a") if gr.prunable][0]
+    # channel c of `a` becomes channels c*4 .. c*4+3 after unshuffle, read by b's weight dim 1
+    b = [mm for mm in grp.members if mm.module == "b"][0]
+    assert b.index_map.tolist() == [[4 * c + k for k in range(4)] for c in range(6)]
+    prune_and_check(Net(), torch.randn(1, 3, 8, 8))
+
+
+# ----------------------------------------------------------------------------- channel shuffle
+class ShuffleNet(nn.Module):
+    """cat → channel shuffle (view–transpose–view) → conv, as in ShuffleNetV2."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.a = nn.Conv2d(3, c, 1)
+        self.b = nn.Conv2d(3, c, 1)
+        self.out = nn.Conv2d(2 * c, 3, 1)
+
+    def forward(self, x):
+        y = torch.cat([self.a(x), self.b(x)], 1)
+        n, c, h, w = y.shape
+        y = y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.out(y)
+
+
+def test_channel_shuffle_couples_both_branches_and_interleaves():
+    g = gp.analyze(ShuffleNet(8), torch.randn(1, 3, 4, 4))
+    (ga, ma), (gb, mb) = only_group(g, "a"), only_group(g, "b")
+    assert ga is gb, "after a shuffle of two halves, channel k of a and of b must go together"
+    assert ma.index_map.ravel().tolist() == list(range(8))
+    consumer = [m for m in ga.members if m.module == "out" and m.dim == 1][0]
+    # channel k of each half lands at positions 2k and 2k+1 after the shuffle
+    assert consumer.index_map.tolist() == [[2 * k, 2 * k + 1] for k in range(8)]
+    pruned, _ = prune_and_check(ShuffleNet(8), torch.randn(1, 3, 4, 4))
+    assert isinstance(pruned, torch.fx.GraphModule) or pruned.a.out_channels == 4
+
+
+# ----------------------------------------------------------------------------- cat / split
+class CatSplitNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 1)
+        self.b = nn.Conv2d(3, 10, 1)
+        self.c = nn.Conv2d(4, 3, 1)
+        self.d = nn.Conv2d(12, 3, 1)
+
+    def forward(self, x):
+        y = torch.cat([self.a(x), self.b(x)], dim=1)      # 16 = 6 | 10
+        p, q = torch.split(y, [4, 12], dim=1)             # cuts 6 | 10 at 4: pieces 4 | 2 | 10
+        return self.c(p) + self.d(q)
+
+
+def test_cat_split_refines_segments():
+    g = gp.analyze(CatSplitNet(), torch.randn(1, 3, 4, 4))
+    sizes_a = sorted(gr.size for gr, _ in member(g, "a"))
+    assert sizes_a == [2, 4], "a's 6 channels are cut in 4 (to c) and 2 (to d)"
+    (gb, mb), = member(g, "b")
+    d_member = [m for m in gb.members if m.module == "d" and m.dim == 1][0]
+    assert d_member.index_map.ravel().tolist() == list(range(2, 12))
+    pruned, plan = prune_and_check(CatSplitNet(), torch.randn(1, 3, 4, 4))
+    assert getattr(pruned, "gp_graph_module", False), "split sizes are constants: a GraphModule is returned"
+
+
+def test_slicing_moves_bounds():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 12, 1)
+            self.b = nn.Conv2d(4, 3, 1)
+            self.c = nn.Conv2d(8, 3, 1)
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.b(y[:, :4]) + self.c(y[:, 4:])
+
+    pruned, _ = prune_and_check(Net(), torch.randn(1, 3, 4, 4))
+    assert pruned.a.out_channels == 2 + 4
+
+
+def test_chunk_pieces_are_coupled():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 1)
+            self.b = nn.Conv2d(4, 3, 1)
+
+        def forward(self, x):
+            u, v = self.a(x).chunk(2, dim=1)
+            return self.b(u * torch.sigmoid(v))
+
+    g = gp.analyze(Gate(), torch.randn(1, 3, 4, 4))
+    (grp, m), = member(g, "a")
+    assert m.index_map.tolist() == [[k, k + 4] for k in range(4)]
+    prune_and_check(Gate(), torch.randn(1, 3, 4, 4))
+
+
+# ----------------------------------------------------------------------------- depthwise / grouped
+class SeparableNet(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.pw1 = nn.Conv2d(3, 8, 1)
+        self.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 16, 3, padding=1, groups=groups)
+        self.pw2 = nn.Conv2d(16, 3, 1)
+
+    def forward(self, x):
+        return self.pw2(F.relu(self.dw(F.relu(self.bn(self.pw1(x))))))
+
+
+def test_depthwise_ties_in_and_out_channel_by_channel():
+    g = gp.analyze(SeparableNet(groups=8), torch.randn(1, 3, 6, 6))
+    (grp, m), = member(g, "pw1")
+    dw = [mm for mm in grp.members if mm.module == "dw" and mm.dim == 0][0]
+    # depthwise with multiplier 2: input channel c owns filters 2c, 2c+1
+    assert dw.index_map.tolist() == [[2 * c, 2 * c + 1] for c in range(8)]
+    assert {mm.module for mm in grp.members} == {"pw1", "bn", "dw", "pw2"}
+    pruned, _ = prune_and_check(SeparableNet(groups=8), torch.randn(1, 3, 6, 6))
+    assert pruned.dw.groups == 4 and pruned.dw.in_channels == 4 and pruned.bn.num_features == 4
+
+
+def test_grouped_conv_prunes_evenly_per_group():
+    net = SeparableNet(groups=2)
+    g = gp.analyze(net, torch.randn(1, 3, 6, 6))
+    pw1_groups = [gr for gr, _ in member(g, "pw1")]
+    assert sorted(gr.size for gr in pw1_groups) == [2, 4], "8 channels = 2 groups x 4 per group"
+    pruned, _ = prune_and_check(SeparableNet(groups=2), torch.randn(1, 3, 6, 6))
+    assert pruned.dw.in_channels % pruned.dw.groups == 0
+
+
+# ----------------------------------------------------------------------------- flatten → linear
+def test_flatten_owns_spatial_block():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4 * 2 * 2, 5)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.conv(x), 2), 1))
+
+    g = gp.analyze(Net(), torch.randn(1, 3, 8, 8))
+    (grp, _), = member(g, "conv")
+    fc = [m for m in grp.members if m.module == "fc"][0]
+    assert fc.index_map.tolist() == [[4 * c + k for k in range(4)] for c in range(4)]
+    pruned, _ = prune_and_check(Net(), torch.randn(1, 3, 8, 8))
+    assert pruned.fc.in_features == 2 * 4
+
+
+# ----------------------------------------------------------------------------- attention
+class TinyAttention(nn.Module):
+    def __init__(self, dim=12, heads=3):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = (q @ k.transpose(-2, -1)).softmax(-1)
+        y = (attn @ v).transpose(1, 2).reshape(b, n, c)
+        return x + self.proj(y)
+
+
+def test_attention_heads_and_head_dim_are_groups():
+    g = gp.analyze(TinyAttention(), torch.randn(2, 5, 12))
+    sizes = sorted(gr.size for gr, _ in member(g, "qkv") if gr.prunable)
+    assert sizes == [3, 4], "heads (3) and head dim (4) are independent prunable groups"
+    pruned, _ = prune_and_check(TinyAttention(), torch.randn(2, 5, 12), exact=False)
+    assert pruned.proj.in_features < 12
+    out = pruned(torch.randn(2, 7, 12))  # another sequence length still works
+    assert out.shape == (2, 7, 12)
+
+
+# ----------------------------------------------------------------------------- unknown ops
+class Mystery(nn.Module):
+    """A leaf with parameters and no rule."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        return x * self.w.view(1, -1, 1, 1)
+
+
+class WithMystery(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 1)
+        self.m = Mystery(8)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.c = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(self.m(self.a(x)))))
+
+
+def test_op_without_rule_blocks_its_channels_with_reason():
+    net = WithMystery()
+    g = gp.analyze(net, torch.randn(1, 3, 4, 4), leaf_modules=[Mystery])
+    (grp, _), = member(g, "a")
+    assert not grp.prunable and "Mystery" in grp.reason and "no rule" in grp.reason
+    (free, _), = member(g, "b")
+    assert free.prunable, "channels away from the unknown op stay prunable"
+    pruned, plan = gp.prune(net, torch.randn(1, 3, 4, 4), 0.5, leaf_modules=[Mystery])
+    assert pruned.a.out_channels == 8 and pruned.b.out_channels == 4
+
+
+def weird(x):
+    """A function torch.fx records as one call and graphprune has no rule for."""
+    return x.flip(0)
+
+
+torch.fx.wrap("weird")
+
+
+def test_custom_function_without_rule():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 3, 1)
+
+        def forward(self, x):
+            return self.b(weird(self.a(x)))
+
+    g = gp.analyze(Net(), torch.randn(1, 3, 4, 4))
+    (grp, _), = member(g, "a")
+    assert not grp.prunable and "weird" in grp.reason
+
+
+def test_set_rule_unblocks_a_custom_leaf():
+    from graphprune.rules import set_rule
+    from graphprune.rules.elementwise import passthrough
+
+    def mystery_rule(ctx):
+        passthrough(ctx)
+        ctx.unify(ctx.param("w", ("out",))[0], ctx.out()[1])
+
+    set_rule(Mystery, gp.rules.Rule(mystery_rule, params=("w",)))
+    try:
+        net = WithMystery()
+        pruned, plan = prune_and_check(net, torch.randn(1, 3, 4, 4), leaf_modules=[Mystery])
+        assert pruned.m.w.shape == (4,)
+    finally:
+        set_rule(Mystery, None)
+
+
+def test_interface_channels_are_never_pruned():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 5, 3, padding=1))
+    g = gp.analyze(net, torch.randn(1, 3, 6, 6))
+    (out_group, _), = member(g, "2")
+    (in_group, _), = member(g, "0", dim=1)
+    assert not out_group.prunable and "model output" in out_group.reason
+    assert not in_group.prunable and "model input" in in_group.reason
+
+
+def test_ignore_keeps_producer_outputs_but_shrinks_inputs():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                        nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+    pruned, _ = gp.prune(net, torch.randn(1, 3, 6, 6), 0.5, ignore=["2"])
+    assert pruned[2].out_channels == 8, "the ignored module keeps its own output channels"
+    assert pruned[2].in_channels == 4, "its inputs still follow the group that feeds it"
+
+
+def test_frozen_producer_is_not_pruned():
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 3, 1))
+    net[0].weight.requires_grad_(False)
+    g = gp.analyze(net, torch.randn(1, 3, 2, 2))
+    (grp, _), = member(g, "0")
+    assert not grp.prunable and "frozen" in grp.reason
+
+
+def test_untraceable_submodule_becomes_a_leaf_and_is_reported():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.conv(x) if x.sum() > 0 else x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.br, self.b = nn.Conv2d(3, 4, 1), Branchy(), nn.Conv2d(4, 3, 1)
+
+        def forward(self, x):
+            return self.b(self.br(self.a(x)))
+
+    g = gp.analyze(Net(), torch.randn(1, 3, 4, 4))
+    assert "br" in g.traced.leaves and g.traced.leaves["br"].startswith("auto:")
+    (grp, _), = member(g, "a")
+    assert not grp.prunable and "Branchy" in grp.reason
+
+
+def test_entirely_untraceable_model_raises_clear_error():
+    class Bad(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(gp.TraceError, match="cannot trace Bad"):
+        gp.analyze(Bad(), torch.randn(1, 3, 4, 4))
+
+
+def test_analysis_does_not_depend_on_resolution():
+    net = PixelShuffleNet()
+    small = gp.analyze(net, torch.randn(1, 3, 8, 8))
+    large = gp.analyze(net, torch.randn(1, 3, 720, 1280))
+    assert [(gr.size, gr.prunable) for gr in small.groups] == [(gr.size, gr.prunable) for gr in large.groups]
+    assert large.traced.shape_source == "fake"
+
+
+def test_original_model_untouched():
+    net = PixelShuffleNet().eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    gp.prune(net, torch.randn(1, 3, 8, 8), 0.5)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert net.up.out_channels == 16
+
+
+def test_multiply_used_module_is_pruned_consistently():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 1)
+            self.shared = nn.Conv2d(8, 8, 3, padding=1)
+            self.out = nn.Conv2d(8, 3, 1)
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.out(self.shared(torch.relu(self.shared(y))) + y)
+
+    prune_and_check(Shared(), torch.randn(1, 3, 5, 5))
+
+
+def test_to_networkx_has_nodes_edges_and_groups():
+    g = gp.analyze(PixelShuffleNet(), torch.randn(1, 3, 8, 8))
+    G = g.to_networkx()
+    assert {"x", "up", "ps", "out", "output"} <= set(G.nodes)
+    assert G.has_edge("up", "ps") and G.has_edge("ps", "out")
+    gid = [gr.id for gr, _ in member(g, "up") if gr.prunable][0]
+    assert gid in G.nodes["ps"]["groups"][1]
+    assert G.nodes["up"]["shape"] == (1, 16, 8, 8)
+
+
+def test_plan_entries_and_index_maps_consistent():
+    g = gp.analyze(PixelShuffleNet(c=4, r=2), torch.randn(1, 3, 8, 8))
+    p = gp.plan(g, 0.5)
+    (gid, removed), = p.removed.items()
+    entries = {(e.module, e.param, e.dim): e for e in p.entries()}
+    assert entries[("out", "weight", 1)].indices == tuple(removed)
+    expected = tuple(sorted(4 * c + k for c in removed for k in range(4)))
+    assert entries[("up", "weight", 0)].indices == expected
+    assert entries[("up", "bias", 0)].indices == expected
+    assert np.all(np.diff(entries[("up", "weight", 0)].indices) > 0)
