@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -96,9 +97,16 @@ def as_input_tuple(example_inputs: Any) -> tuple:
 
 
 def _timm_notrace() -> tuple[set[type], list[Callable]]:
+    """timm's registered no-trace modules and functions, when timm is in use.
+
+    Only consulted if timm was already imported (a timm model necessarily imported it), so that
+    analyzing other models does not pay timm's import time.
+    """
+    if "timm" not in sys.modules:
+        return set(), []
     try:
         from timm.layers import _fx as timm_fx
-    except Exception:  # timm absent or changed: nothing to add
+    except Exception:  # timm changed its layout: nothing to add
         return set(), []
     return set(timm_fx.get_notrace_modules()), list(timm_fx.get_notrace_functions())
 
