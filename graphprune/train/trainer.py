@@ -1,0 +1,556 @@
+"""One training loop for every stage (pretrain, regularize, fine-tune), extended through hooks.
+
+The loop is :meth:`Trainer.run_step`; everything else (evaluation, logging, checkpoints, EMA, and
+the pruning regularizers that live outside this package) is a :class:`~graphprune.train.hooks.HookBase`.
+
+Value range (``rgb_range``, 1.0 or 255.0). Datasets return images in ``[0, rgb_range]`` (see
+:mod:`graphprune.train.data`) and the model and loss see them unchanged; the trainer's ``rgb_range``
+must equal the dataset's (checked when the dataset has an ``rgb_range`` attribute, and on the values
+of the first batch). The official ASSL/SRP (EDSR-derived) code trains at 0..255: its L1 loss is ~255x
+larger than at range 1, so a penalty strength (e.g. ASSL's ``reg`` increments) tuned at 255 is ~255x
+*weaker* relative to the loss when reused at range 1. Keep the range of the paper whose constants
+you reuse, and write it in the recipe.
+
+Batch size is per process (BasicSR's ``batch_size_per_gpu``); see :mod:`graphprune.train.distributed`.
+
+Exact resume. With ``num_workers=0`` or any number of workers, datasets whose randomness is a pure
+function of ``(seed, epoch, index)``, and deterministic kernels (always on CPU; on GPU set
+``deterministic=True`` and ``CUBLAS_WORKSPACE_CONFIG=:4096:8``), a run killed at any moment and
+resumed ends with bitwise-identical weights to an uninterrupted one: the checkpoint holds the model,
+optimizer, iteration (the learning rate is a pure function of it), every RNG state of every rank, the
+data position and every hook's state.
+
+Example::
+
+    cfg = TrainConfig(total_iters=1000, batch_size=16, out_dir="runs/x", rgb_range=255.0,
+                      optimizer={"type": "Adam", "lr": 2e-4, "betas": (0.9, 0.999)},
+                      scheduler={"type": "MultiStepLR", "milestones": [500], "gamma": 0.5})
+    Trainer(model, train_set, cfg, val_data=val_set).train()
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import math
+import random
+import shlex
+import sys
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint as ckpt
+from .distributed import (all_gather_object, barrier, broadcast_object, default_device, get_rank,
+                          get_world_size, is_main_process, unwrap, wrap_ddp)
+from .hooks import HOOK_METHODS, CheckpointHook, EMAHook, EvalHook, HookBase, LoggerHook
+from .sampler import BatchStream
+from .schedules import build_schedule, schedule_problems
+
+__all__ = [
+    "TrainConfig",
+    "TrainConfigError",
+    "Trainer",
+    "build_optimizer",
+    "build_loss",
+    "psnr_eval_fn",
+    "seed_everything",
+    "OPTIMIZERS",
+]
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+_LOSS_ALIASES = {"l1": "l1", "l1loss": "l1", "mse": "mse", "l2": "mse", "mseloss": "mse",
+                 "charbonnier": "charbonnier", "charbonnierloss": "charbonnier"}
+
+# BasicSR option names -> TrainConfig fields, so recipes keep the vocabulary SR users know.
+CONFIG_ALIASES = {"total_iter": "total_iters", "val_freq": "val_every", "print_freq": "log_every",
+                  "save_checkpoint_freq": "save_every", "optim_g": "optimizer", "ema_decay": "ema",
+                  "manual_seed": "seed", "batch_size_per_gpu": "batch_size",
+                  "num_worker_per_gpu": "num_workers", "pixel_opt": "loss"}
+
+
+class TrainConfigError(ValueError):
+    """Every problem of a training config, one per line."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What the loop needs; built by recipes from YAML (BasicSR names accepted by :meth:`from_dict`).
+
+    ``batch_size`` is per process. ``ema`` is a decay (e.g. 0.999) or None. ``grad_clip`` is a max
+    total gradient norm or None. ``val_every``/``log_every``/``save_every`` count iterations; the last
+    iteration always evaluates, logs and saves. ``resume``: True = newest good checkpoint in
+    ``out_dir/checkpoints`` (fresh start if none), a path = that checkpoint, False = never.
+    ``deterministic`` turns on ``torch.use_deterministic_algorithms`` (needed for bitwise resume on GPU).
+    """
+
+    total_iters: int
+    batch_size: int
+    out_dir: str
+    loss: Any = "l1"
+    optimizer: dict = dataclasses.field(
+        default_factory=lambda: {"type": "Adam", "lr": 1e-4, "betas": (0.9, 0.999)})
+    scheduler: dict = dataclasses.field(default_factory=lambda: {"type": "constant"})
+    grad_clip: float | None = None
+    ema: float | None = None
+    rgb_range: float = 255.0
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 100
+    val_every: int | None = None
+    save_every: int = 1000
+    keep_checkpoints: int = 2
+    best_metric: str = "psnr"
+    best_mode: str = "max"
+    resume: bool | str = True
+    deterministic: bool = False
+    device: str | None = None
+    shuffle: bool = True
+    progress_bar: bool | None = None
+
+    def __post_init__(self):
+        problems = self.problems()
+        if problems:
+            raise TrainConfigError("invalid training config:\n  " + "\n  ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every problem at once, each naming the field, the value and what is valid."""
+        p = [f"{k} must be a positive integer, got {getattr(self, k)!r}"
+             for k in ("total_iters", "batch_size", "log_every", "save_every", "keep_checkpoints")
+             if not isinstance(getattr(self, k), int) or getattr(self, k) <= 0]
+        if self.val_every is not None and (not isinstance(self.val_every, int) or self.val_every <= 0):
+            p.append(f"val_every must be a positive integer or None, got {self.val_every!r}")
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            p.append(f"num_workers must be >= 0, got {self.num_workers!r}")
+        if not (isinstance(self.rgb_range, (int, float)) and self.rgb_range > 0):
+            p.append(f"rgb_range must be positive (1.0 or 255.0), got {self.rgb_range!r}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            p.append(f"ema must be a decay in (0, 1) or None, got {self.ema!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            p.append(f"grad_clip must be positive or None, got {self.grad_clip!r}")
+        if self.best_mode not in ("max", "min"):
+            p.append(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
+        return p + optimizer_problems(self.optimizer) + loss_problems(self.loss) + [
+            f"scheduler: {s}" for s in schedule_problems(self.scheduler)]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build from a plain dict, accepting BasicSR names (``total_iter``, ``optim_g``, ...).
+
+        Unknown keys are errors (a typo must not silently become a default).
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs, problems = {}, []
+        for key, value in d.items():
+            name = CONFIG_ALIASES.get(key, key)
+            if name not in fields:
+                problems.append(f"unknown key {key!r}; valid: {', '.join(sorted(fields | set(CONFIG_ALIASES)))}")
+            elif name in kwargs:
+                problems.append(f"{key!r} given twice (also as its alias)")
+            else:
+                kwargs[name] = value
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        problems += [f"missing required key {m!r}" for m in missing]
+        if problems:
+            raise TrainConfigError("invalid training config:\n  " + "\n  ".join(problems))
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict:
+        """Plain data (callables become their repr) for the checkpoint and ``config.json``."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v if v is None or isinstance(v, (bool, int, float, str)) else repr(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# builders
+# ---------------------------------------------------------------------------------------------
+def optimizer_problems(spec: dict) -> list[str]:
+    """Problems with ``{type: Adam|AdamW|SGD, lr: ..., **kwargs}`` (kwargs must bind)."""
+    if not isinstance(spec, dict):
+        return [f"optimizer must be a mapping like {{type: Adam, lr: 1e-4}}, got {spec!r}"]
+    spec = dict(spec)
+    cls = OPTIMIZERS.get(str(spec.pop("type", "")).lower())
+    if cls is None:
+        return [f"optimizer type must be one of Adam, AdamW, SGD, got {spec.get('type')!r}"]
+    if "lr" not in spec:
+        return [f"optimizer {cls.__name__} needs 'lr' (the schedule's base rate)"]
+    try:
+        inspect.signature(cls).bind(None, **spec)
+    except TypeError as e:
+        return [f"optimizer {cls.__name__}: {e}"]
+    return []
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], spec: dict) -> torch.optim.Optimizer:
+    """``torch.optim.<type>(params, **kwargs)``; lists become tuples (``betas`` from YAML)."""
+    problems = optimizer_problems(spec)
+    if problems:
+        raise TrainConfigError("; ".join(problems))
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "type"}
+    return OPTIMIZERS[str(spec["type"]).lower()](params, **kwargs)
+
+
+def loss_problems(spec: Any) -> list[str]:
+    """Problems with a loss given as a name, ``{type, loss_weight, eps}``, or a callable."""
+    if callable(spec):
+        return []
+    d = {"type": spec} if isinstance(spec, str) else dict(spec or {})
+    kind = _LOSS_ALIASES.get(str(d.pop("type", "")).lower())
+    if kind is None:
+        return [f"loss must be l1, mse, charbonnier (or L1Loss, MSELoss, CharbonnierLoss) or a "
+                f"callable, got {spec!r}"]
+    if d.pop("reduction", "mean") != "mean":
+        return ["loss reduction must be 'mean'"]
+    extra = set(d) - {"loss_weight", "eps"}
+    return [f"loss has unknown keys {sorted(extra)}; valid: loss_weight, eps"] if extra else []
+
+
+def build_loss(spec: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss(sr, hr) -> scalar``: a callable as is, else a weighted pixel loss (mean reduction)."""
+    if callable(spec):
+        return spec
+    problems = loss_problems(spec)
+    if problems:
+        raise TrainConfigError("; ".join(problems))
+    d = {"type": spec} if isinstance(spec, str) else dict(spec)
+    kind = _LOSS_ALIASES[str(d["type"]).lower()]
+    return functools.partial(_pixel_loss, kind=kind, weight=float(d.get("loss_weight", 1.0)),
+                             eps=float(d.get("eps", 1e-3)))
+
+
+def _pixel_loss(sr: torch.Tensor, hr: torch.Tensor, *, kind: str, weight: float, eps: float) -> torch.Tensor:
+    if kind == "l1":
+        loss = F.l1_loss(sr, hr)
+    elif kind == "mse":
+        loss = F.mse_loss(sr, hr)
+    else:
+        loss = torch.sqrt((sr - hr) ** 2 + eps * eps).mean()
+    return loss if weight == 1.0 else loss * weight
+
+
+def psnr_eval_fn(val_data, *, rgb_range: float, device: torch.device | str = "cpu"
+                 ) -> Callable[[nn.Module], dict]:
+    """A simple default ``eval_fn``: mean RGB PSNR over ``val_data`` (8-bit quantized, border = scale).
+
+    ``val_data`` yields ``{"lr", "hr"}`` in ``[0, rgb_range]`` like the training data.
+
+    Deliberately simple (whole images, RGB, no Y channel): recipes that report paper numbers pass
+    an ``eval_fn`` built on :mod:`graphprune.train.metrics` (Y-channel PSNR/SSIM, tiled inference).
+    """
+    def eval_fn(model: nn.Module) -> dict:
+        total = 0.0
+        for i in range(len(val_data)):
+            s = val_data[i]
+            lr, hr = s["lr"][None].to(device), s["hr"][None].to(device).float() / rgb_range
+            sr = model(lr).clamp(0, rgb_range).mul(255.0 / rgb_range).round() / 255.0
+            c = hr.shape[-1] // lr.shape[-1]  # crop `scale` border pixels, as the SR literature does
+            crop = (..., slice(c, -c), slice(c, -c)) if c > 0 else (...,)
+            mse = F.mse_loss(sr[crop], hr[crop]).item()
+            total += 10 * math.log10(1.0 / max(mse, 1e-10))
+        return {"psnr": total / max(len(val_data), 1)}
+    return eval_fn
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (every device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# trainer
+# ---------------------------------------------------------------------------------------------
+class Trainer:
+    """Train ``model`` on ``train_data`` with ``cfg``; extend through ``hooks``.
+
+    ``train_data`` is a map-style dataset of ``{"lr", "hr", "name"}`` dicts with values in
+    ``[0, cfg.rgb_range]``; its randomness must be a pure function of (seed, epoch, index) and it may
+    have ``set_epoch(epoch)``.
+    ``eval_fn(model) -> dict`` runs every ``cfg.val_every`` iterations (default: simple PSNR on
+    ``val_data``). Attributes hooks use: ``iter`` (0-based index of the running step), ``start_iter``,
+    ``model`` (maybe DDP-wrapped), ``module`` (unwrapped), ``optimizer``, ``loss`` (main loss of the
+    step, detached), ``scalars`` (put values to log), ``metrics`` / ``evaluated_now``, ``data``.
+
+    Construction seeds python, numpy and torch with ``cfg.seed + rank`` (build the model before,
+    with your own seed, if its initialization matters) and moves the model to the device.
+    """
+
+    def __init__(self, model: nn.Module, train_data, cfg: TrainConfig | dict, *, val_data=None,
+                 eval_fn: Callable[[nn.Module], dict] | None = None, hooks: Iterable[HookBase] = ()):
+        self.cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+        self.device = torch.device(self.cfg.device) if self.cfg.device else default_device()
+        self.rank, self.world_size = get_rank(), get_world_size()
+        self._set_determinism()
+        self.model = wrap_ddp(model.to(self.device), self.device)
+        self.optimizer = build_optimizer(self.module.parameters(), self.cfg.optimizer)
+        self.lr_at = build_schedule(self.cfg.scheduler, self.cfg.optimizer["lr"], self.cfg.total_iters)
+        self.loss_fn = build_loss(self.cfg.loss)
+        self._check_dataset_range(train_data)
+        self.data = BatchStream(train_data, self.cfg.batch_size, seed=self.cfg.seed,
+                                shuffle=self.cfg.shuffle, rank=self.rank, world_size=self.world_size,
+                                num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda")
+        self.iter = self.start_iter = 0
+        self.loss = torch.zeros(())
+        self.scalars: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}
+        self.evaluated_now = False
+        self._range_checked = False
+        self.hooks: list[HookBase] = []
+        self.register_hooks(list(hooks) + self._builtin_hooks(val_data, eval_fn))
+
+    # -- setup -------------------------------------------------------------------------------
+    def _set_determinism(self) -> None:
+        seed_everything(self.cfg.seed + self.rank)
+        if self.cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+
+    def _builtin_hooks(self, val_data, eval_fn) -> list[HookBase]:
+        c, out = self.cfg, []
+        if c.ema is not None:
+            out.append(EMAHook(c.ema))
+        if c.val_every is not None and (eval_fn is not None or val_data is not None):
+            fn = eval_fn or psnr_eval_fn(val_data, rgb_range=c.rgb_range, device=self.device)
+            out.append(EvalHook(c.val_every, fn))
+        return out + [LoggerHook(c.log_every, c.out_dir, c.progress_bar),
+                      CheckpointHook(c.save_every, c.best_metric, c.best_mode)]
+
+    def register_hooks(self, hooks: Iterable[HookBase]) -> None:
+        """Append hooks (names must stay unique: they key the checkpoint's plug-in state)."""
+        for h in hooks:
+            h.name = h.name or type(h).__name__
+            if self.get_hook(h.name) is not None:
+                raise ValueError(f"two hooks are named {h.name!r}; give each hook a unique `name`")
+            h.trainer = weakref.proxy(self)
+            self.hooks.append(h)
+        # Only hooks that override a method are called for it: no-op calls cost nothing per step.
+        self._active = {m: [getattr(h, m) for h in self.hooks
+                            if getattr(type(h), m) is not getattr(HookBase, m)]
+                        for m in HOOK_METHODS + ("extra_loss",)}
+
+    def get_hook(self, name: str) -> HookBase | None:
+        """The registered hook called ``name``, or None."""
+        return next((h for h in self.hooks if h.name == name), None)
+
+    @property
+    def module(self) -> nn.Module:
+        """The user's model, without the DDP wrapper."""
+        return unwrap(self.model)
+
+    @property
+    def current_lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def eval_model(self) -> nn.Module:
+        """What evaluation and ``best.pt`` measure: the EMA model if enabled, else the model."""
+        ema = self.get_hook("ema")
+        return ema.averaged_model() if ema is not None else self.module
+
+    def is_every(self, n: int | None) -> bool:
+        """True after the step that completes a multiple of ``n`` iterations, and after the last one."""
+        done = self.iter + 1
+        return bool(n) and (done % n == 0 or done == self.cfg.total_iters)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train(self) -> nn.Module:
+        """Resume if configured, run to ``total_iters``, return the (unwrapped) model."""
+        self.resume()
+        self._record_run()
+        self._call("before_train")
+        try:
+            for self.iter in range(self.start_iter, self.cfg.total_iters):
+                self.run_step()
+        finally:
+            self._call("after_train")
+        return self.module
+
+    def run_step(self) -> None:
+        """One iteration; the order of the hook calls is the contract documented in hooks.py."""
+        self.scalars, self.evaluated_now = {}, False
+        self._call("before_step")
+        self._set_lr(self.iter)
+        batch = next(self.data)
+        lr, hr = self._inputs(batch)
+        output = self.model(lr)
+        loss = self.loss_fn(output, hr)
+        total = loss
+        for extra in self._active["extra_loss"]:
+            term = extra(batch, output)
+            total = total if term is None else total + term
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self._call("after_backward")
+        if self.cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.grad_clip)
+        self._call("before_optimizer_step")
+        self.optimizer.step()
+        self._call("after_optimizer_step")
+        self.loss = loss.detach()
+        self._call("after_step")
+
+    def _call(self, method: str) -> None:
+        for fn in self._active[method]:
+            fn()
+
+    def _set_lr(self, it: int) -> None:
+        lr = self.lr_at(it)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+
+    def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        lr = batch["lr"].to(self.device, non_blocking=True)
+        hr = batch["hr"].to(self.device, non_blocking=True)
+        if not self._range_checked:
+            self._check_range(hr)
+        return lr, hr
+
+    def _check_range(self, hr: torch.Tensor) -> None:
+        """Once: a 0..1 batch under rgb_range=255 (or the reverse) trains with wrong constants."""
+        self._range_checked = True
+        peak, r = float(hr.max()), self.cfg.rgb_range
+        if peak > 1.5 * r or (r > 1.5 and peak <= 1.0):
+            warnings.warn(f"first training batch peaks at {peak:.3g} but rgb_range={r:g}; datasets "
+                          f"must return values in [0, rgb_range]", stacklevel=3)
+
+    def _check_dataset_range(self, dataset) -> None:
+        r = getattr(dataset, "rgb_range", None)
+        if r is not None and float(r) != float(self.cfg.rgb_range):
+            raise TrainConfigError(f"training data has rgb_range={r:g} but the trainer has "
+                                   f"rgb_range={self.cfg.rgb_range:g}; set both to the same value")
+
+    # -- model replacement (pruning) ---------------------------------------------------------
+    def replace_model(self, new_model: nn.Module) -> None:
+        """Swap in a new model (e.g. physically pruned), re-wrap DDP and rebuild the optimizer.
+
+        The learning rate stays on schedule (it is a function of the iteration); optimizer moments
+        restart from zero because they belong to the old parameter shapes. Call it on every rank
+        with identical models. Hooks are told through ``after_model_replaced``.
+        """
+        self.model = wrap_ddp(new_model.to(self.device), self.device)
+        self.optimizer = build_optimizer(self.module.parameters(), self.cfg.optimizer)
+        self._set_lr(self.iter)
+        self._call("after_model_replaced")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.cfg.out_dir) / "checkpoints"
+
+    def checkpoint_state(self) -> dict | None:
+        """The full training state after the current step (rank 0 gets it; other ranks None).
+
+        Every rank contributes its RNG states (a collective), so call it on all ranks.
+        """
+        rngs = all_gather_object(ckpt.capture_rng())
+        if not is_main_process():
+            return None
+        hooks = {h.name: h.state_dict() for h in self.hooks}
+        for name, state in hooks.items():
+            _check_plain(state, f"hook {name!r} state")
+        return {"format": ckpt.FORMAT, "iter": self.iter + 1, "model": self.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "lr": self.current_lr,
+                "data": self.data.state_dict(), "rng": rngs, "hooks": hooks,
+                "world_size": self.world_size, "config": self.cfg.to_dict()}
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/iter_N.pt`` atomically (rank 0), drop old ones, sync all ranks."""
+        state = self.checkpoint_state()
+        path = ckpt.checkpoint_path(self.checkpoint_dir, self.iter + 1)
+        if state is not None:
+            ckpt.atomic_save(state, path)
+            ckpt.prune_old_checkpoints(self.checkpoint_dir, self.cfg.keep_checkpoints)
+        barrier()
+        return path
+
+    def resume(self) -> bool:
+        """Load the checkpoint ``cfg.resume`` designates; True if one was loaded.
+
+        Rank 0 picks the file (falling back past damaged ones) and every rank loads that same file.
+        Loading happens on CPU (RNG states must stay CPU tensors); weights are copied to the device.
+        """
+        if not self.cfg.resume:
+            return False
+        path, state = self._pick_checkpoint() if is_main_process() else (None, None)
+        path = broadcast_object(path)
+        if path is None:
+            return False
+        self.load_training_state(state if state is not None else ckpt.load_checkpoint(path))
+        if is_main_process():
+            print(f"resumed from {path} at iteration {self.start_iter}", flush=True)
+        return True
+
+    def _pick_checkpoint(self) -> tuple[str | None, dict | None]:
+        if self.cfg.resume is not True:
+            return str(self.cfg.resume), ckpt.load_checkpoint(self.cfg.resume)
+        for d in (self.checkpoint_dir, Path(self.cfg.out_dir)):  # torn iter_N.pt / best.pt writes
+            ckpt.remove_stale_tmp(d)
+        found = ckpt.latest_good_checkpoint(self.checkpoint_dir)
+        return (None, None) if found is None else (str(found[0]), found[1])
+
+    def load_training_state(self, state: dict) -> None:
+        """Restore hooks (first: they may replace the model), model, optimizer, data, RNG, iteration."""
+        self._load_hook_states(state["hooks"])
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data.load_state_dict(state["data"])
+        rngs = state["rng"]
+        if len(rngs) != self.world_size:
+            warnings.warn(f"checkpoint was written by {len(rngs)} processes, resuming with "
+                          f"{self.world_size}: the data order differs from an uninterrupted run")
+        ckpt.restore_rng(rngs[self.rank % len(rngs)])
+        self.iter = self.start_iter = int(state["iter"])
+        self._set_lr(min(self.start_iter, self.cfg.total_iters - 1))
+
+    def _load_hook_states(self, states: dict) -> None:
+        unknown = sorted(set(states) - {h.name for h in self.hooks})
+        if unknown:
+            warnings.warn(f"checkpoint has state for hooks {unknown} that are not registered; ignored")
+        for h in self.hooks:
+            if h.name in states:
+                h.load_state_dict(states[h.name])
+            elif type(h).state_dict is not HookBase.state_dict:
+                warnings.warn(f"checkpoint has no state for hook {h.name!r}; it starts fresh")
+
+    def _record_run(self) -> None:
+        """BasicSR habit: the config and the command line live next to the results."""
+        if not is_main_process():
+            return
+        out = Path(self.cfg.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        with open(out / "command.txt", "a", encoding="utf-8") as f:
+            f.write(f"{shlex.join([sys.executable] + sys.argv)}  # start_iter={self.start_iter}\n")
+
+
+_PLAIN = (torch.Tensor, int, float, bool, str, type(None))
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Fail at save time, naming the key, rather than writing a checkpoint weights_only can't load."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, _PLAIN):
+        raise TypeError(f"{where} is a {type(obj).__name__}; checkpoint state must be tensors, "
+                        f"numbers, strings, None, lists or dicts (loaded with weights_only=True)")
