@@ -53,6 +53,7 @@ class ASSL(GrowingPenaltyRegularizer):
                  ratios=None, round_to: int = 1, seed: int = 0):
         self.ssa_iters = int(ssa_iters)
         self.ssa_weight = float(ssa_weight)
+        self._ssa_cache: dict | None = None
         super().__init__(graph, ratio, schedule=schedule, ratios=ratios, round_to=round_to,
                          coupled_selection=coupled_selection, seed=seed)
         if not self.coupled:
@@ -90,22 +91,30 @@ class ASSL(GrowingPenaltyRegularizer):
     def extra_loss(self, batch, output):
         if self.trainer.iter >= self.ssa_iters or not self.coupled:
             return None
-        total = 0.0
-        for g in self.groups:
-            if g.id not in self.coupled:
-                continue
-            scales = []
-            for m in self._weight_producers(g):
-                s = self._scale(m)
-                if s is not None and m.index_map.shape[1] == 1:
-                    scales.append(s[torch.as_tensor(m.index_map[:, 0], device=s.device)])
-            if len(scales) >= 2:
-                total = total + ssa_loss(scales, self.n_remove[g.id])
-        if isinstance(total, float):
+        terms = [ssa_loss([s[idx] for s, idx in layers], self.n_remove[gid])
+                 for gid, layers in self._ssa_layers().items() if len(layers) >= 2]
+        if not terms:
             return None
+        total = sum(terms)
         loss = self.ssa_weight * total
         self.trainer.scalars["ssa_loss"] = float(loss.detach())
         return loss
+
+    def _ssa_layers(self) -> dict[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Per coupled group: (γ of each producer, group index → γ position); cached per model."""
+        if self._ssa_cache is None:
+            cache = {}
+            for g in self.groups:
+                if g.id in self.coupled:
+                    cache[g.id] = [(s, torch.as_tensor(m.index_map[:, 0], device=s.device))
+                                   for m in self._weight_producers(g)
+                                   if (s := self._scale(m)) is not None and m.index_map.shape[1] == 1]
+            self._ssa_cache = cache
+        return self._ssa_cache
+
+    def after_model_replaced(self) -> None:
+        super().after_model_replaced()
+        self._ssa_cache = None
 
     def after_step(self) -> None:
         super().after_step()

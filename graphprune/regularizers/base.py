@@ -132,7 +132,7 @@ class GrowingPenaltyRegularizer(HookBase):
         return self.trainer.module if self.trainer is not None else self.graph.model
 
     def _lam_tensors(self) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-        """Per penalized parameter: (param, dim, λ per position along dim), summed over groups."""
+        """Per penalized parameter: (param, dim, λ along dim shaped to broadcast), summed over groups."""
         if self._lam_cache is not None:
             return self._lam_cache
         model = self.trainer_module()
@@ -146,16 +146,19 @@ class GrowingPenaltyRegularizer(HookBase):
             for path, dim, index_map in self.penalized(g, set(params)):
                 vec = acc.setdefault((path, dim), np.zeros(params[path].shape[dim]))
                 np.add.at(vec, index_map[rows].reshape(-1), lam)
-        self._lam_cache = [(params[p], d, torch.as_tensor(v, dtype=params[p].dtype, device=params[p].device))
-                           for (p, d), v in acc.items()]
-        return self._lam_cache
+        cache = []
+        for (path, dim), vec in acc.items():
+            p = params[path]
+            shape = [1] * p.ndim
+            shape[dim] = -1  # λ broadcasts over the rest of each filter
+            cache.append((p, dim, torch.as_tensor(vec, dtype=p.dtype, device=p.device).view(shape)))
+        self._lam_cache = cache
+        return cache
 
     def after_backward(self) -> None:
-        for p, dim, lam in self._lam_tensors():
+        for p, _, lam in self._lam_tensors():
             if p.grad is not None:
-                shape = [1] * p.ndim
-                shape[dim] = -1
-                p.grad.add_(p.detach() * lam.view(shape))
+                p.grad.addcmul_(p.detach(), lam)
 
     def after_step(self) -> None:
         it = self.trainer.iter + 1  # iterations completed
