@@ -14,7 +14,6 @@ tracing, counting and the op rules), the direction ``V`` lives at
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -29,8 +28,9 @@ class FilterScale(nn.Module):
         self.scale = nn.Parameter(weight.detach().flatten(1).norm(dim=1).clone())
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        direction = F.normalize(v.flatten(1), dim=1).view_as(v)
-        return direction * self.scale.view(-1, *([1] * (v.ndim - 1)))
+        # γ/‖V‖ is a per-filter vector: one full-size multiply instead of normalize-then-scale
+        factor = self.scale / v.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return v * factor.view(-1, *([1] * (v.ndim - 1)))
 
 
 def add_weight_norm(model: nn.Module, module_names) -> list[str]:
