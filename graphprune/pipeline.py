@@ -157,7 +157,7 @@ class Pipeline:
             print(msg, flush=True)
         log.info(msg)
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, *, weights: bool = True) -> nn.Module:
         spec = dict(self.r["model"])
         name = spec.get("name", "")
         kwargs = dict(spec.get("kwargs") or {})
@@ -168,7 +168,7 @@ class Pipeline:
         else:
             model_spec = {"name": name, "kwargs": kwargs}
         model = gpio.build_model(model_spec)
-        if spec.get("checkpoint"):
+        if weights and spec.get("checkpoint"):
             from sr_models._factory import load_checkpoint
             load_checkpoint(model, spec["checkpoint"])
         return model
@@ -229,7 +229,8 @@ class Pipeline:
         """Build, analyze and plan without training: what the pruned model will be (sizes only)."""
         for w in getattr(self.recipe, "warnings", ()):
             print(f"warning: {w}")
-        dense = self.build_model().eval()
+        ckpt = (self.r["model"].get("checkpoint") or "")
+        dense = self.build_model(weights=bool(ckpt) and Path(ckpt).is_file()).eval()
         example = self.example_input()
         prune = self.r.get("prune") or {}
         result = {"dense": complexity(dense, example, self.scale), "pruned": None}
@@ -248,7 +249,7 @@ class Pipeline:
         kept = sorted({(g.size, p.kept(g.id)) for g in graph.prunable_groups})
         print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
         d, q = result["dense"], result["pruned"]
-        print(f"pruned ({self.method}): {q['params']:,} params ({q['params'] / 1e3:.0f}K), "
+        print(f"pruned ({self.method}): {q['params']:,} params ({q['params'] // 1000}K), "
               f"{q['mult_adds'] / 1e9:.1f} G Mult-Adds; x{d['params'] / q['params']:.1f} fewer params")
         if self.method in REGULARIZERS:
             sched = PenaltySchedule(**(prune.get("schedule") or {}))
@@ -284,6 +285,7 @@ class Pipeline:
         result["dense"] = complexity(dense, example, self.scale)
 
         if self.method == "none":
+            self._t_eval = time.perf_counter()
             result["dense"]["metrics"] = self._final_eval(dense, eval_sets, "dense")
             return self._finish(result, dense, None, eval_sets, t_all)
 
@@ -321,6 +323,7 @@ class Pipeline:
         if is_main_process():
             gpio.save(pruned, self.out / "model.safetensors")
         result["pruned"] = complexity(pruned, example, self.scale)
+        self._t_eval = time.perf_counter()
         result["dense"]["metrics"] = self._final_eval(dense, eval_sets, "dense")
         result["pruned"]["metrics"] = self._final_eval(pruned, eval_sets, "pruned")
         return self._finish(result, dense, pruned, eval_sets, t_all)
@@ -386,12 +389,13 @@ class Pipeline:
             result["bicubic"] = bicubic_scores(eval_sets, scale=self.scale, rgb_range=self.rgb_range,
                                                crop_border=kw["crop_border"], test_y_channel=kw["test_y_channel"],
                                                metrics=kw["metrics"])
-        result["stages"] = self.state["stages"]
+        if "evaluate" not in self.state["done"]:
+            self._mark_done("evaluate", 0, time.perf_counter() - self._t_eval)
+        result["stages"] = list(self.state["stages"])
         result["seconds"] = round(time.perf_counter() - t_all, 1)
         if is_main_process():
             from .report import write_report
             write_report(result, self.out, dense=dense, pruned=pruned, eval_sets=eval_sets, scale=self.scale,
                          rgb_range=self.rgb_range, tile=kw["tile"])
-        self._mark_done("evaluate", 0, 0.0)
         return result
 

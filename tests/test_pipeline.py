@@ -1,0 +1,91 @@
+"""The compress pipeline end to end at a tiny size, its resume, its dry run and its errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import graphprune as gp
+from graphprune.pipeline import Pipeline, PipelineError
+from graphprune.recipe import RecipeError, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.kwargs={n_feats: 8, n_resblocks: 2}", "data.train.batch_size=2", "data.train.patch_size=12",
+        "stages.pretrain.total_iter=6", "stages.finetune.total_iter=4", "prune.schedule.every=1",
+        "prune.schedule.delta=0.25", "prune.schedule.stabilize=2", "train.val_freq=4", "train.print_freq=2",
+        "train.save_checkpoint_freq=3"]
+
+
+@pytest.mark.parametrize("recipe,extra", [("demo_x4_assl", ["prune.assl.ssa_iters=2"]), ("demo_x4_srp", [])])
+def test_demo_pipeline_end_to_end(tmp_path, recipe, extra):
+    r = load_recipe(ROOT / "recipes" / f"{recipe}.yaml", TINY + extra)
+    result = Pipeline(r, tmp_path).run()
+    report = json.loads((tmp_path / "report.json").read_text())
+    for key in ("recipe", "dense", "pruned", "groups", "stages", "bicubic"):
+        assert key in report
+    for side in ("dense", "pruned"):
+        assert {"params", "flops", "mult_adds", "metrics"} <= set(report[side])
+        assert set(report[side]["metrics"]["demo"]) == {"psnr", "ssim"}
+    assert report["pruned"]["params"] < 0.5 * report["dense"]["params"]
+    assert [s["name"] for s in report["stages"]][:2] == ["pretrain", "regularize"]
+    assert all(g["kept"] == g["size"] // 2 for g in report["groups"] if g["prunable"])
+    assert (tmp_path / "report.md").read_text().count("| pruned |") == 1
+    model = gp.load(tmp_path / "model.safetensors").eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 10, 10) * 255).shape == (1, 3, 40, 40)
+    assert result["pruned"]["params"] == report["pruned"]["params"]
+
+
+def test_existing_run_needs_resume_and_resume_finishes(tmp_path):
+    r = load_recipe(ROOT / "recipes" / "demo_x4_srp.yaml", TINY)
+    Pipeline(r, tmp_path).run()
+    with pytest.raises(PipelineError, match="--resume"):
+        Pipeline(r, tmp_path).run()
+    again = Pipeline(r, tmp_path, resume=True).run()
+    first = json.loads((tmp_path / "report.json").read_text())
+    assert again["pruned"]["params"] == first["pruned"]["params"]
+
+
+def test_interrupted_run_resumes_from_the_unfinished_stage(tmp_path):
+    r = load_recipe(ROOT / "recipes" / "demo_x4_srp.yaml", TINY)
+    p = Pipeline(r, tmp_path)
+    original = p._regularize_and_prune
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+
+    p._regularize_and_prune = crash
+    with pytest.raises(KeyboardInterrupt):
+        p.run()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["done"] == ["pretrain"]
+    result = Pipeline(r, tmp_path, resume=True).run()
+    assert [s["name"] for s in result["stages"]] == ["pretrain", "regularize", "prune", "finetune", "evaluate"]
+    assert original is not None
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "compress.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+def test_dry_run_shows_srpn_lite_size_without_data():
+    out = run_cli("--recipe", "recipes/ledsr_x4_srp.yaml", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "623,682 params (623K), 35.8 G Mult-Adds" in out.stdout
+    assert "warning: data.train.root" in out.stdout
+
+
+def test_missing_dataset_stops_at_start_with_the_fix(tmp_path):
+    out = run_cli("--recipe", "recipes/ledsr_x4_srp.yaml", "--out", str(tmp_path / "run"),
+                  "--set", "model.checkpoint=null")
+    assert out.returncode == 2
+    assert "datasets/DF2K does not exist" in out.stderr and "data.train.type=demo" in out.stderr
+    assert not (tmp_path / "run").exists(), "nothing is written when the run cannot start"
+
+
+def test_bad_override_exit_code_2():
+    out = run_cli("--recipe", "recipes/demo_x4_assl.yaml", "--set", "prune.methd=srp", "--dry-run")
+    assert out.returncode == 2 and "prune.methd" in out.stderr and "did you mean" in out.stderr
