@@ -218,9 +218,8 @@ class Atoms:
             g = math.gcd(sx, sy)
             if g == 1:
                 reason = f"reshape factors cannot be aligned ({sx} against {sy})"
-                self.block(x, reason)
-                self.block(y, reason)
-                self.block(root, reason)
+                for f in (root, *fa, *fb):  # every factor: the spaces they also live in lose the relation
+                    self.block(f, reason)
                 return
             xo, xi = self.factor(x, [g, sx // g])
             yo, yi = self.factor(y, [g, sy // g])
@@ -238,8 +237,7 @@ class Atoms:
         sizes = [self.size(p) for p in parts]
         if any(s % inner_size for s in sizes):
             reason = "a concatenation/split cuts across a reshape factor"
-            self.block(root, reason)
-            for p in parts:
+            for p in (root, *parts, *factors):  # factors too: they also live in other spaces
                 self.block(p, reason)
             return
         pieces = self.define_cat(outer, [self.new(s // inner_size) for s in sizes])

@@ -203,6 +203,7 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
         oracle.strict = strict
         graph, changed = _rewrite_graph(plan.graph.traced.gm.graph, plan, oracle)
         gm = fx.GraphModule(pruned, graph, type(model).__name__)
+        gm.eval()  # shapes were propagated in eval mode (batch norm on a batch of one, dropout)
         bad = _check_shapes(gm, plan, oracle, inputs)
         if not bad:
             break

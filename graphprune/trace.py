@@ -5,8 +5,11 @@ value, while arbitrary user models (and timm's) contain code that symbolic traci
 The policy here decides which modules stay opaque (*leaves*):
 
 1. the standard ``torch.nn`` leaves (Conv2d, Linear, norms, activations, ...), as fx does;
-2. modules the user names in ``leaf_modules`` (classes, or fnmatch globs on qualified names);
-3. timm's registered no-trace modules (and its no-trace functions are auto-wrapped);
+2. modules the user names in ``leaf_modules`` (classes, or fnmatch globs on qualified names), and
+   modules whose class has its own entry in the op rule table (``set_rule(MyGate, ...)``);
+3. timm's registered no-trace modules that an op rule knows (BatchNormAct2d, Conv2dSame, ...); the
+   others are traced through, so their insides get the ordinary rules (the fallback below still
+   makes them leaves when their code is untraceable). timm's no-trace functions are auto-wrapped;
 4. an automatic fallback: when tracing fails inside a module, the *smallest* module on the call
    stack at the point of failure becomes a leaf and tracing restarts. Each such leaf is reported
    with the error that forced it, so a user can see why its channels may end up unprunable.
@@ -102,12 +105,19 @@ def _timm_notrace() -> tuple[set[type], list[Callable]]:
     Only consulted if timm was already imported (a timm model necessarily imported it), so that
     analyzing other models does not pay timm's import time.
     """
+    if "torchvision" in sys.modules:  # torchvision's fx-wrapped functions get their rules
+        from .rules.torchvision_ops import register_torchvision
+
+        register_torchvision()
     if "timm" not in sys.modules:
         return set(), []
     try:
         from timm.layers import _fx as timm_fx
     except Exception:  # timm changed its layout: nothing to add
         return set(), []
+    from .rules.timm import register_timm
+
+    register_timm()
     return set(timm_fx.get_notrace_modules()), list(timm_fx.get_notrace_functions())
 
 
@@ -115,15 +125,20 @@ class _PolicyTracer(fx.Tracer):
     """fx tracer that applies the leaf policy and remembers which module is being traced."""
 
     def __init__(self, leaf_types: tuple[type, ...], leaf_names: set[str], leaf_globs: Sequence[str],
-                 autowrap_functions: Iterable[Callable] = ()):
+                 autowrap_functions: Iterable[Callable] = (), ruled_types: tuple[type, ...] = ()):
         super().__init__(autowrap_functions=tuple(autowrap_functions))
         self.leaf_types = leaf_types
+        self.ruled_types = ruled_types  # leaves only when an op rule knows the module
         self.leaf_names = leaf_names
         self.leaf_globs = tuple(leaf_globs)
         self.gp_stack: list[str] = []
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if qualname in self.leaf_names or isinstance(m, self.leaf_types):
+            return True
+        if self.ruled_types and isinstance(m, self.ruled_types) and _has_rule(m):
+            return True
+        if _has_own_rule(m):
             return True
         if any(fnmatch.fnmatchcase(qualname, g) for g in self.leaf_globs):
             return True
@@ -136,6 +151,20 @@ class _PolicyTracer(fx.Tracer):
         # Popped on success only: after an error the stack still names the failing module.
         self.gp_stack.pop()
         return out
+
+
+def _has_rule(m: nn.Module) -> bool:
+    from . import rules  # noqa: F401  (fills the table)
+    from .rules.table import lookup
+
+    return lookup(type(m), m) is not None
+
+
+def _has_own_rule(m: nn.Module) -> bool:
+    """A class with its own entry in the rule table (``set_rule(MyGate, ...)``) stays opaque."""
+    from .rules.table import RULES
+
+    return type(m) in RULES
 
 
 def _split_leaf_spec(leaf_modules) -> tuple[tuple[type, ...], list[str]]:
@@ -157,11 +186,11 @@ def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64) -> 
     for name, m in model.named_modules():
         if name and (isinstance(m, user_types) or any(fnmatch.fnmatchcase(name, g) for g in user_globs)):
             leaves[name] = "user"
-        elif name and timm_types and isinstance(m, tuple(timm_types)):
+        elif name and timm_types and isinstance(m, tuple(timm_types)) and _has_rule(m):
             leaves[name] = "timm no-trace"
     auto: set[str] = set()
     for _ in range(max_fallbacks + 1):
-        tracer = _PolicyTracer(user_types + tuple(timm_types), auto, user_globs, timm_funcs)
+        tracer = _PolicyTracer(user_types, auto, user_globs, timm_funcs, tuple(timm_types))
         try:
             graph = tracer.trace(model)
         except Exception as exc:  # noqa: BLE001 - any tracing failure triggers the fallback

@@ -6,7 +6,7 @@ a rule for your own op or module class::
     from graphprune.rules import set_rule
     set_rule(MyGate, lambda ctx: ctx.unify_dims(ctx.dims(ctx.tensor_args()[0]), ctx.out()))
 """
-from . import attention, conv, elementwise, norm, reduce, shape  # noqa: F401  (registration)
+from . import attention, conv, elementwise, norm, reduce, shape, timm, torchvision_ops  # noqa: F401  (registration)
 from .table import RULES, Rule, lookup, register, set_rule, target_name
 
 __all__ = ["RULES", "Rule", "lookup", "register", "set_rule", "target_name"]

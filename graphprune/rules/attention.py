@@ -12,6 +12,7 @@ import operator
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .table import register
 
@@ -84,3 +85,15 @@ def einsum(ctx) -> None:
     if rhs is not None:
         for ch, atom in zip(rhs, ctx.out()):
             ctx.unify(letters[ch], atom)
+
+
+@register(nn.MultiheadAttention)
+def multihead_attention(ctx) -> None:
+    """``nn.MultiheadAttention`` stays opaque and its channels are blocked, deliberately.
+
+    Its forward requires the q/k/v projections to be exactly ``embed_dim`` wide (``head_dim =
+    embed_dim // num_heads``), so the embedding cannot shrink without pairing residual channels with
+    projection channels arbitrarily (the "pseudo-random" pruning reported against Torch-Pruning,
+    issue #196). The MLPs around it stay prunable.
+    """
+    ctx.block_all("nn.MultiheadAttention ties q/k/v widths to embed_dim; its channels are kept")

@@ -90,3 +90,45 @@ def group_norm(ctx) -> None:
     g, _ = ctx.factor(c, [ctx.module.num_groups, ctx.size(c) // ctx.module.num_groups])
     ctx.set_aux("groups", g)
     _channel_params(ctx, ("weight", "bias"), c)
+
+
+def _couple_channel_args(ctx, channel_atom, names) -> None:
+    """Per-channel tensor arguments of a functional norm (weight, bias, running stats) follow dim 1."""
+    for index, name in names:
+        t = ctx.arg(index, name)
+        dims = ctx.dims(t)
+        if dims:
+            ctx.set_roles(t, ("out",))
+            ctx.unify(dims[0], channel_atom)
+
+
+@register(F.batch_norm, F.instance_norm)
+def batch_norm_functional(ctx) -> None:
+    """``F.batch_norm(x, mean, var, weight, bias, ...)``: per-channel arguments follow dim 1.
+
+    Used on weights too: timm's ``StdConv2d`` standardizes ``weight.reshape(1, out, -1)`` this way.
+    """
+    x = ctx.dims(ctx.arg(0, "input"))
+    ctx.unify_dims(x, ctx.out())
+    _couple_channel_args(ctx, ctx.out()[1], ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias")))
+
+
+def _rewrite_group_norm(node, R):
+    """``F.group_norm(x, num_groups, ...)``: whole groups may have been removed."""
+    new = R.atom_size(R.aux(node)["groups"])
+    given = node.args[1] if len(node.args) > 1 else node.kwargs["num_groups"]
+    if given == new:
+        return None
+    if len(node.args) > 1:
+        return (node.args[0], new, *node.args[2:]), node.kwargs
+    return node.args, {**node.kwargs, "num_groups": new}
+
+
+@register(F.group_norm, rewrite=_rewrite_group_norm)
+def group_norm_functional(ctx) -> None:
+    x = ctx.dims(ctx.arg(0, "input"))
+    ctx.unify_dims(x, ctx.out())
+    c, n = ctx.out()[1], ctx.arg(1, "num_groups")
+    g, _ = ctx.factor(c, [n, ctx.size(c) // n])
+    ctx.set_aux("groups", g)
+    _couple_channel_args(ctx, c, ((2, "weight"), (3, "bias")))

@@ -1,0 +1,496 @@
+"""Prunability: can graphprune prune arbitrary torchvision / timm / SR models, next to Torch-Pruning (issue 6).
+
+For each model, in one run, each tool in its own subprocess (one thread, ``OMP_WAIT_POLICY=PASSIVE``):
+
+graphprune
+    plain ``torch.fx.symbolic_trace`` (traceability without help) → ``graphprune.analyze`` (timed; fx with
+    the leaf policy, timm's no-trace leaves, automatic leaf fallback) → ``plan(ratio)`` → ``apply`` →
+    forward. **Success** = no exception, the forward runs, the output shape equals the dense one, at
+    least one group is prunable and every prunable group lost its share (``n_removed(ratio, size)``).
+    Also recorded: the fraction of channels that sit in prunable groups (coverage) and the fraction
+    removed, the zero-then-prune equivalence (skipped for nets with LayerNorm/GroupNorm-like layers,
+    which mix channels), params and fvcore flops before/after (``graphprune.count``), and a
+    ``graphprune.save``/``load`` round trip (the reloaded model must reproduce the pruned output).
+Torch-Pruning (optional, ``torch-pruning``)
+    its documented protocol: ``MagnitudePruner(model, x, MagnitudeImportance(p=2), pruning_ratio=ratio,
+    ignored_layers=<classifier>)`` (constructor timed: it builds the dependency graph), ``step()``,
+    forward. Success = no exception, forward runs, output shape equals the dense one (TP's own timm
+    criterion, plus the shape check). The classifier is every Conv/Linear producing the output's
+    channel count (``num_classes``; 3 for SR nets).
+
+Each (model, tool) runs in a child forked from a warmed-up parent (imports paid once). Each has a watchdog of ``--timeout`` seconds after the model is built (SIGALRM, plus a hard
+kill); a model whose dense build or forward fails is reported as "skip", not counted. Nothing is
+downloaded: random weights only (``pretrained=False`` / ``weights=None``).
+
+Inputs: torchvision 1x3x64x64 (inception_v3 1x3x96x96; ViT, Swin and MaxViT 1x3x224x224); timm the model's
+default input size when it is fixed (ViT-like), else 1x3x128x128 (``--timm-size``); SR 1x3x24x24.
+timm sample: every k-th name of ``sorted(timm.list_models())`` (k = ceil(N / limit)), models above
+``--max-params`` skipped. ``--shard i/n`` takes every n-th model of the selection from offset i.
+
+Usage::
+
+    python bench/prunability.py --suite torchvision --out tv.jsonl
+    python bench/prunability.py --suite timm --limit 100 --out timm.jsonl
+    python bench/prunability.py --suite timm --limit 0 --shard 0/8      # the full list, shard 0 of 8
+    python bench/prunability.py --suite sr --models edsr_x4,rcan_x4 --no-tp
+    cat shard*.jsonl > all.jsonl && python bench/prunability.py --suite timm --report all.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+for _k, _v in _common.single_thread_env().items():  # before torch is imported, here and in workers
+    os.environ.setdefault(_k, _v)
+
+__all__ = ["select", "main"]
+
+TV_INPUT = {"inception_v3": 96, "vit_": 224, "swin_": 224, "maxvit_": 224}
+TV_KWARGS = {"inception_v3": {"aux_logits": False, "init_weights": True},
+             "googlenet": {"aux_logits": False, "init_weights": True}}
+CHANNEL_MIXING = ("LayerNorm", "GroupNorm", "RmsNorm", "RMSNorm", "SimpleNorm", "LocalResponseNorm", "InstanceNorm", "StdConv")
+
+
+# --------------------------------------------------------------------------------------------------
+# Model selection and building
+
+
+def select(suite: str, limit: int, models: list[str] | None, shard: tuple[int, int]) -> list[str]:
+    """The model names of a run, deterministic."""
+    if models:
+        names = models
+    elif suite == "torchvision":
+        import torchvision
+        names = sorted(torchvision.models.list_models(module=torchvision.models))
+    elif suite == "timm":
+        import timm
+        names = sorted(timm.list_models())
+        if limit:
+            k = math.ceil(len(names) / limit)
+            names = names[::k]
+    elif suite == "sr":
+        import sr_models
+        names = sr_models.list_models()
+    else:
+        raise ValueError(f"unknown suite {suite!r}; choose torchvision, timm or sr")
+    if limit and suite != "timm":
+        names = names[:limit]
+    i, n = shard
+    return names[i::n]
+
+
+def build(suite: str, name: str, timm_size: int):
+    """(model in eval mode, example input, spec for graphprune.save)."""
+    import torch
+
+    torch.manual_seed(0)
+    if suite == "torchvision":
+        import torchvision
+        kwargs = TV_KWARGS.get(name, {})
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        size = next((s for p, s in TV_INPUT.items() if name.startswith(p)), 64)
+        x = torch.randn(1, 3, size, size)
+        spec = {"factory": f"torchvision.models:{name}", "kwargs": kwargs}
+    elif suite == "timm":
+        import timm
+        model = timm.create_model(name, pretrained=False)
+        cfg = model.pretrained_cfg
+        shape = tuple(cfg.get("input_size", (3, 224, 224)))
+        if not cfg.get("fixed_input_size", False):
+            shape = (shape[0], timm_size, timm_size)
+        x = torch.randn(1, *shape)
+        spec = {"timm": name, "kwargs": {}}
+    else:
+        import sr_models
+        model = sr_models.create_model(name)
+        x = torch.rand(1, 3, 24, 24) * getattr(model, "rgb_range", 1.0)
+        spec = None  # sr_models sets model.gp_spec
+    if spec is not None:
+        model.gp_spec = spec
+    return model.eval(), x
+
+
+def output_layers(model, n_out: int) -> list:
+    """The layers that produce the model's output channels: the classifier (or an SR net's last conv)."""
+    from torch import nn
+
+    return [m for m in model.modules()
+            if (isinstance(m, nn.Conv2d) and m.out_channels == n_out) or (isinstance(m, nn.Linear) and m.out_features == n_out)]
+
+
+def _first_tensor(y):
+    import torch
+
+    if isinstance(y, torch.Tensor):
+        return y
+    if isinstance(y, (tuple, list)):
+        return _first_tensor(y[0])
+    if isinstance(y, dict):
+        return _first_tensor(next(iter(y.values())))
+    raise TypeError(f"model output of type {type(y).__name__}")
+
+
+def _mixes_channels(model, graph=None) -> bool:
+    import torch.nn.functional as F
+
+    for m in model.modules():
+        if any(any(k in c.__name__ for k in CHANNEL_MIXING) for c in type(m).__mro__):
+            return True
+    if graph is not None:
+        fns = {F.layer_norm, F.group_norm, getattr(F, "rms_norm", None), F.instance_norm}
+        return any(n.op == "call_function" and n.target in fns for n in graph.traced.gm.graph.nodes)
+    return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Workers: emit one JSON object per stage; the parent merges them.
+
+
+def _emit(**event):
+    print(json.dumps(event), flush=True)
+
+
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    text = f"{type(exc).__name__}: " + " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout("watchdog")
+
+
+def _worker(spec: dict) -> None:
+    import torch
+
+    stage = "build"
+    try:
+        if spec["suite"] == "timm":  # count on the meta device first: building a 1 B model takes a minute
+            meta = _meta_params(spec["model"])
+            if meta is not None and meta > spec["max_params"]:
+                return _emit(skip=f"{meta / 1e6:.0f} M params > --max-params")
+        model, x = build(spec["suite"], spec["model"], spec["timm_size"])
+        params = sum(p.numel() for p in model.parameters())
+        if params > spec["max_params"]:
+            return _emit(skip=f"{params / 1e6:.0f} M params > --max-params")
+        stage = "dense forward"
+        with torch.no_grad():
+            y = _first_tensor(model(x))
+        _emit(input=list(x.shape), params=params, out_shape=list(y.shape))
+    except Exception as exc:  # noqa: BLE001 - not counted: the model itself does not run here
+        return _emit(skip=f"{stage}: {_one_line(exc)}")
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(int(spec["timeout"]))
+    try:
+        (_gp if spec["tool"] == "gp" else _tp)(model, x, y, spec, stage_box := {"stage": "start"})
+    except _Timeout:
+        _emit(error=f"timeout (> {spec['timeout']:g} s) in {stage_box['stage']}")
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        _emit(error=f"{stage_box['stage']}: {_one_line(exc)}")
+    finally:
+        signal.alarm(0)
+
+
+def _meta_params(name: str) -> int | None:
+    import timm
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return sum(p.numel() for p in timm.create_model(name, pretrained=False).parameters())
+    except Exception:  # noqa: BLE001 - some inits need real tensors: build for real instead
+        return None
+
+
+def _gp(model, x, y, spec, box) -> None:
+    import torch
+    import torch.fx as fx
+
+    import graphprune as gp
+    from graphprune.plan import n_removed
+    from graphprune.verify import equivalence_error
+
+    box["stage"] = "plain fx"
+    try:
+        fx.symbolic_trace(model)
+        _emit(fx=True)
+    except Exception as exc:  # noqa: BLE001
+        _emit(fx=False, fx_error=_one_line(exc, 120))
+    box["stage"] = "analyze"
+    t, graph = _common.timed(lambda: gp.analyze(model, x))
+    groups, prunable = graph.groups, graph.prunable_groups
+    total = sum(g.size for g in groups)
+    _emit(analyze_s=t, groups=len(groups), prunable=len(prunable),
+          coverage=sum(g.size for g in prunable) / max(total, 1),
+          auto_leaves=sum(v.startswith("auto") for v in graph.traced.leaves.values()),
+          unsupported=sorted(set(graph.unsupported.values()))[:8])
+    box["stage"] = "plan"
+    plan = gp.plan(graph, spec["ratio"])
+    box["stage"] = "apply"
+    pruned = gp.apply(model, plan)
+    box["stage"] = "pruned forward"
+    with torch.no_grad():
+        yp = _first_tensor(pruned(x))
+    short = [g.id for g in prunable if plan.kept(g.id) != g.size - n_removed(spec["ratio"], g.size)]
+    removed = sum(len(v) for v in plan.removed.values()) / max(sum(g.size for g in prunable), 1)
+    ok_shape = list(yp.shape) == list(y.shape)
+    reason = ("output shape changed" if not ok_shape else "nothing prunable" if not prunable
+              else f"{len(short)} prunable groups did not lose their share" if short else "")
+    _emit(shape_ok=ok_shape, removed=removed, ok=not reason, reason=reason,
+          graph_module=bool(getattr(pruned, "gp_graph_module", False)))
+    box["stage"] = "equivalence"
+    if _mixes_channels(model, graph):
+        _emit(equiv=None)
+    else:
+        _emit(equiv=equivalence_error(model, pruned, plan, x))
+    box["stage"] = "count"
+    c0, c1 = gp.count(model, x), gp.count(pruned, x)
+    _emit(params0=c0["params"], params1=c1["params"], flops0=c0["flops"], flops1=c1["flops"])
+    box["stage"] = "save/load"
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.safetensors")
+        gp.save(pruned, path)
+        loaded = gp.load(path).eval()
+        with torch.no_grad():
+            yl = _first_tensor(loaded(x))
+    err = float((yl - yp).abs().max() / yp.abs().max().clamp_min(1e-12))
+    _emit(saveload=err <= 1e-5, saveload_err=err)
+
+
+def _tp(model, x, y, spec, box) -> None:
+    import torch
+    import torch_pruning as tp
+    from torch import nn
+
+    n_out = 3 if spec["suite"] == "sr" else y.shape[-1]
+    ignored = output_layers(model, n_out)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in ignored]
+    before = [m.weight.shape[0] for m in layers]
+    box["stage"] = "TP pruner (dependency graph)"
+    with torch.enable_grad():
+        t, pruner = _common.timed(lambda: tp.pruner.MagnitudePruner(
+            model, x, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=spec["ratio"],
+            ignored_layers=ignored))
+        _emit(analyze_s=t)
+        box["stage"] = "TP step"
+        pruner.step()
+    box["stage"] = "TP forward"
+    with torch.no_grad():
+        yp = _first_tensor(model(x))
+    ok_shape = list(yp.shape) == list(y.shape)
+    halved = sum(m.weight.shape[0] < b for m, b in zip(layers, before))
+    _emit(shape_ok=ok_shape, ok=ok_shape, reason="" if ok_shape else "output shape changed",
+          layers_pruned=f"{halved}/{len(layers)}", params1=sum(p.numel() for p in model.parameters()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Parent
+
+
+def warm_up(suite: str, tp_on: bool) -> None:
+    """Import everything once in the parent and run both tools on a tiny net (lazy imports, caches).
+
+    Workers are forked from this process, so each model starts warm and the import time (seconds)
+    is paid once; torch runs on one thread, so forking after this is safe.
+    """
+    _common.set_single_thread()
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import torch
+    from torch import nn
+
+    import graphprune as gp
+    import graphprune.flops  # noqa: F401
+    import graphprune.io  # noqa: F401
+    import graphprune.verify  # noqa: F401
+
+    {"torchvision": lambda: __import__("torchvision"), "timm": lambda: __import__("timm"),
+     "sr": lambda: __import__("sr_models")}[suite]()
+    net, x = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 3)).eval(), torch.zeros(1, 3, 8, 8)
+    gp.apply(net, gp.plan(gp.analyze(net, x), 0.5))
+    if tp_on:
+        import torch_pruning as tp
+        with torch.enable_grad():
+            tp.pruner.MagnitudePruner(net, x, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.5,
+                                      ignored_layers=[net[3]]).step()
+
+
+def run_one(suite: str, name: str, tool: str, args) -> dict:
+    """Run one (model, tool) in a forked child with a hard deadline; never raises. Returns the merged events."""
+    import select
+
+    spec = {"suite": suite, "model": name, "tool": tool, "ratio": args.ratio, "timeout": args.timeout,
+            "timm_size": args.timm_size, "max_params": args.max_params}
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: events go to the pipe as JSON lines
+        os.close(r)
+        os.dup2(w, 1)
+        code = 0
+        try:
+            _worker(spec)
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    os.close(w)
+    buf, res = b"", {}
+    deadline = time.monotonic() + args.timeout + 180  # build + dense forward + the watchdog's own limit
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([r], [], [], left)[0]:
+            os.kill(pid, signal.SIGKILL)
+            res["error"] = f"timeout (hard kill after {args.timeout + 180:g} s)"
+            break
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        buf += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    for line in buf.decode(errors="replace").splitlines():
+        if line.startswith("{"):
+            res.update(json.loads(line))
+    if status != 0 and "error" not in res and "skip" not in res:
+        res["error"] = f"worker died (status {status}{', killed by signal ' + str(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else ''})"
+    if "ok" not in res and "skip" not in res and "error" not in res:
+        res["error"] = "worker stopped without a result"
+    if "error" in res:
+        res["ok"] = False
+    return res
+
+
+def _fmt(v, spec="{:.2f}"):
+    return None if v is None else spec.format(v)
+
+
+def report(rows: list[dict], tp_on: bool) -> str:
+    headers = ["model", "input", "params M", "fx", "auto leaves", "prunable/groups", "coverage", "removed",
+               "gp analyze s", "gp", "equiv err", "params after", "flops after", "save/load"]
+    if tp_on:
+        headers += ["TP analyze s", "TP", "gp/TP time"]
+    table, failures = [], []
+    for r in rows:
+        g, t = r["gp"], r.get("tp") or {}
+        if "skip" in g:
+            failures.append(f"- {r['model']}: skipped ({g['skip']})")
+            continue
+        p0, p1, f0, f1 = g.get("params0"), g.get("params1"), g.get("flops0"), g.get("flops1")
+        row = [r["model"], "x".join(map(str, g.get("input", [])[1:])), _fmt(g.get("params", 0) / 1e6, "{:.1f}"),
+               {True: "yes", False: "no"}.get(g.get("fx")), g.get("auto_leaves"),
+               f"{g.get('prunable')}/{g.get('groups')}" if "groups" in g else None,
+               _fmt(g.get("coverage"), "{:.0%}"), _fmt(g.get("removed"), "{:.0%}"), _fmt(g.get("analyze_s"), "{:.3f}"),
+               "ok" if g.get("ok") else "FAIL", _fmt(g.get("equiv"), "{:.1e}") if "equiv" in g else None,
+               _fmt(p1 / p0, "{:.0%}") if p0 and p1 else None, _fmt(f1 / f0, "{:.0%}") if f0 and f1 else None,
+               {True: "ok", False: "FAIL"}.get(g.get("saveload"))]
+        if g.get("equiv", 0) is None:
+            row[10] = "n/a (norm)"
+        if tp_on:
+            ratio = g.get("analyze_s") / t["analyze_s"] if g.get("analyze_s") and t.get("analyze_s") else None
+            row += [_fmt(t.get("analyze_s"), "{:.3f}"), "ok" if t.get("ok") else ("skip" if "skip" in t else "FAIL"),
+                    _fmt(ratio)]
+        table.append(row)
+        if not g.get("ok"):
+            failures.append(f"- {r['model']}, graphprune: {g.get('error') or g.get('reason')}")
+        elif g.get("saveload") is False or "saveload" not in g:
+            failures.append(f"- {r['model']}, graphprune save/load: {g.get('error') or g.get('saveload_err')}")
+        if tp_on and not t.get("ok") and "skip" not in t:
+            failures.append(f"- {r['model']}, Torch-Pruning: {t.get('error') or t.get('reason')}")
+    out = [_common.markdown_table(headers, table)]
+    if failures:
+        out += ["", "Failures and skips:", *failures]
+    out += ["", summary(rows, tp_on)]
+    return "\n".join(out)
+
+
+def summary(rows: list[dict], tp_on: bool) -> str:
+    run = [r for r in rows if "skip" not in r["gp"]]
+    gp_ok = sum(bool(r["gp"].get("ok")) for r in run)
+    eq = [r["gp"]["equiv"] for r in run if r["gp"].get("equiv") is not None]
+    sl = [r["gp"].get("saveload") for r in run if r["gp"].get("ok")]
+    parts = [f"graphprune {gp_ok}/{len(run)} succeeded ({len(rows) - len(run)} skipped)",
+             f"equivalence <= 1e-3 on {sum(e <= 1e-3 for e in eq)}/{len(eq)} norm-free nets",
+             f"save/load round trip {sum(bool(s) for s in sl)}/{len(sl)}"]
+    if tp_on:
+        tp_ok = sum(bool((r.get("tp") or {}).get("ok")) for r in run)
+        ratios = [r["gp"]["analyze_s"] / r["tp"]["analyze_s"] for r in run
+                  if r["gp"].get("analyze_s") and (r.get("tp") or {}).get("analyze_s")]
+        parts.insert(1, f"Torch-Pruning {tp_ok}/{len(run)}")
+        if ratios:
+            parts.append(f"median analysis time gp/TP = {_common.median(ratios):.2f} over {len(ratios)} models")
+    return "SUMMARY: " + "; ".join(parts)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", choices=["timm", "torchvision", "sr"], required=True)
+    ap.add_argument("--limit", type=int, default=100, help="timm: sample size (every k-th name); 0 = all")
+    ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--shard", default="0/1", help="i/n: every n-th model from offset i")
+    ap.add_argument("--timeout", type=float, default=60, help="seconds per (model, tool) after the build")
+    ap.add_argument("--models", default="", help="comma-separated names instead of the suite's list")
+    ap.add_argument("--no-tp", action="store_true", help="graphprune only")
+    ap.add_argument("--timm-size", type=int, default=128, help="input size of timm models without a fixed size")
+    ap.add_argument("--max-params", type=float, default=150e6, help="skip larger models")
+    ap.add_argument("--out", default="", help="JSONL file, one line per model")
+    ap.add_argument("--report", default="", help="only print the table of an existing JSONL file (e.g. merged shards)")
+    args = ap.parse_args(argv)
+    if args.report:
+        with open(args.report) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        return print(report(rows, any("tp" in r for r in rows)))
+    i, n = (int(v) for v in args.shard.split("/"))
+    names = select(args.suite, args.limit, [m for m in args.models.split(",") if m], (i, n))
+    tp_on = not args.no_tp
+    if tp_on:
+        try:
+            import torch_pruning  # noqa: F401
+        except ImportError:
+            print("torch-pruning is not installed: running graphprune only", file=sys.stderr)
+            tp_on = False
+    warm_up(args.suite, tp_on)
+    info = _common.machine_info()
+    print(f"# prunability --suite {args.suite}: {len(names)} models, ratio {args.ratio}, timeout {args.timeout:g} s; "
+          f"{info['cpu']}, {info['nproc']} cpus, torch {info['torch']}, {info['date']}", flush=True)
+    rows = []
+    out = open(args.out, "a") if args.out else None
+    try:
+        for name in names:
+            t0 = time.perf_counter()
+            row = {"suite": args.suite, "model": name, "gp": run_one(args.suite, name, "gp", args)}
+            if tp_on and "skip" not in row["gp"]:
+                row["tp"] = run_one(args.suite, name, "tp", args)
+            rows.append(row)
+            g, t = row["gp"], row.get("tp") or {}
+            state = "skip" if "skip" in g else ("ok" if g.get("ok") else "FAIL")
+            print(f"{name:40s} gp {state:4s} {g.get('analyze_s') or 0:7.3f}s"
+                  + (f" | TP {'ok' if t.get('ok') else 'FAIL':4s} {t.get('analyze_s') or 0:7.3f}s" if t else "")
+                  + f" | {time.perf_counter() - t0:5.1f}s  {g.get('error') or g.get('reason') or g.get('skip') or ''}"
+                  + (f" | TP: {t.get('error') or t.get('reason') or ''}" if t and not t.get("ok") else ""),
+                  flush=True)
+            if out:
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+    finally:
+        if out:
+            out.close()
+    print()
+    print(report(rows, tp_on))
+
+
+if __name__ == "__main__":
+    main()
