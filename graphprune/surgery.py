@@ -141,6 +141,17 @@ def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.
     return new_graph, changed
 
 
+def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) -> fx.GraphModule:
+    """A GraphModule over ``root``'s modules plus the tensor constants tracing took off the model."""
+    for k, v in constants.items():
+        setattr(root, k, v)
+    try:
+        return fx.GraphModule(root, graph, name)
+    finally:
+        for k in constants:
+            delattr(root, k)
+
+
 # ------------------------------------------------------------------------------------ ensures
 def _check_shapes(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle, inputs) -> list[str]:
     """Names and details of nodes whose propagated shape differs from the prediction."""
@@ -202,7 +213,7 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
     for strict in (False, True):  # strict: also replace run-time size arguments of channel dims
         oracle.strict = strict
         graph, changed = _rewrite_graph(plan.graph.traced.gm.graph, plan, oracle)
-        gm = fx.GraphModule(pruned, graph, type(model).__name__)
+        gm = _graph_module(pruned, graph, plan.graph.traced.constants, type(model).__name__)
         gm.eval()  # shapes were propagated in eval mode (batch norm on a batch of one, dropout)
         bad = _check_shapes(gm, plan, oracle, inputs)
         if not bad:

@@ -79,6 +79,7 @@ class Traced:
     gm: fx.GraphModule
     leaves: dict[str, str] = field(default_factory=dict)
     shape_source: str = "fake"
+    constants: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def modules(self) -> dict[str, nn.Module]:
         return dict(self.gm.named_modules())
@@ -189,6 +190,7 @@ def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64) -> 
         elif name and timm_types and isinstance(m, tuple(timm_types)) and _has_rule(m):
             leaves[name] = "timm no-trace"
     auto: set[str] = set()
+    attrs_before = set(vars(model)) | set(model._buffers)
     for _ in range(max_fallbacks + 1):
         tracer = _PolicyTracer(user_types, auto, user_globs, timm_funcs, tuple(timm_types))
         try:
@@ -209,8 +211,22 @@ def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64) -> 
         gm = fx.GraphModule(tracer.root, graph, name)
         # Keep only leaves that really occur as call_module nodes (a parent leaf hides its children).
         called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
-        return gm, {k: v for k, v in leaves.items() if k in called}
+        return gm, {k: v for k, v in leaves.items() if k in called}, _take_constants(model, attrs_before)
     raise TraceError(f"torch.fx cannot trace {type(model).__name__}: more than {max_fallbacks} fallback leaves")
+
+
+def _take_constants(model: nn.Module, before: set[str]) -> dict[str, torch.Tensor]:
+    """Tensor constants fx attached to the user's model while tracing (``_tensor_constant0``, ...).
+
+    fx stores tensors that forward creates or holds as plain attributes on the traced root; they are
+    moved off the user's model (analysis must leave it untouched) into ``Traced.constants``, from
+    where the GraphModules that need them get them.
+    """
+    taken = {}
+    for name in list(set(vars(model)) | set(model._buffers)):
+        if name not in before and name.startswith("_tensor_constant"):
+            taken[name] = model._buffers.pop(name) if name in model._buffers else vars(model).pop(name)
+    return taken
 
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:
@@ -274,11 +290,11 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=()) -> Traced:
     was_training = model.training
     model.eval()
     try:
-        gm, leaves = _trace_graph(model, leaf_modules)
+        gm, leaves, constants = _trace_graph(model, leaf_modules)
         source = _propagate(gm, inputs)
     finally:
         model.train(was_training)
-    return Traced(model=model, gm=gm, leaves=leaves, shape_source=source)
+    return Traced(model=model, gm=gm, leaves=leaves, shape_source=source, constants=constants)
 
 
 def tensor_spec(node: fx.Node) -> TensorSpec | None:
