@@ -156,7 +156,7 @@ def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) 
 def _check_shapes(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle, inputs) -> list[str]:
     """Names and details of nodes whose propagated shape differs from the prediction."""
     try:
-        _propagate(gm, inputs)
+        _propagate(gm, inputs, shapes_only=False)
     except Exception as exc:  # noqa: BLE001
         return [f"the pruned graph does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"]
     originals = {n.name: n for n in plan.graph.traced.gm.graph.nodes}

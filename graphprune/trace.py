@@ -14,9 +14,10 @@ The policy here decides which modules stay opaque (*leaves*):
    stack at the point of failure becomes a leaf and tracing restarts. Each such leaf is reported
    with the error that forced it, so a user can see why its channels may end up unprunable.
 
-Shapes come from running the traced graph on fake tensors (``FakeTensorMode``): no real compute, so
-analysis time does not depend on the example input's resolution. A graph that fake tensors cannot
-run falls back to the real example input.
+Shapes come from running the traced graph on meta tensors (no data; the commonest leaf modules by
+formula), else on fake tensors (``FakeTensorMode``) when a module with weights must really run:
+no real compute either way, so analysis time does not depend on the example input's resolution. A
+graph that neither can run falls back to the real example input.
 
 Each node then carries ``node.meta["gp_value"]``: the propagated value with every tensor replaced by
 a :class:`TensorSpec`. Read it through :func:`tensor_spec` / :func:`value_spec`.
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -78,7 +80,7 @@ class Traced:
     model: nn.Module
     gm: fx.GraphModule
     leaves: dict[str, str] = field(default_factory=dict)
-    shape_source: str = "fake"
+    shape_source: str = "meta"
     constants: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -253,20 +255,120 @@ def value_spec(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
+# Leaf modules whose output has the input's shape and dtype: their fake kernels (batch norm is
+# decomposed into a dozen ops under fake tensors) are skipped when only shapes are wanted.
+_SAME_SHAPE = {
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+    nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU,
+    nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.ELU, nn.SELU, nn.Mish, nn.Softplus,
+    nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Softmax,
+}
+_SAME_SHAPE_NAMES = {"BatchNormAct2d", "FrozenBatchNormAct2d", "GroupNormAct", "GroupNorm1Act", "LayerNormAct",
+                     "LayerNormAct2d", "LayerNorm2d", "DropPath", "Affine", "LayerScale", "LayerScale2d"}
+
+
+_SAME_SHAPE_FUNCTIONS = {
+    F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.gelu, F.relu, F.silu, F.hardswish, F.dropout,
+    F.hardsigmoid, F.leaky_relu, torch.relu, torch.sigmoid, torch.tanh, F.sigmoid, F.tanh,
+}
+
+
+def _conv_shape(m: nn.modules.conv._ConvNd, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Output shape of a plain convolution (no shape logic in a subclass), or None if unsure."""
+    n = len(m.kernel_size)
+    if isinstance(m.padding, str):
+        if m.padding != "same":
+            pad = (0,) * n
+        else:
+            return (*shape[:-n - 1], m.out_channels, *shape[-n:])
+    else:
+        pad = m.padding
+    spatial = [(size + 2 * p - d * (k - 1) - 1) // s + 1
+               for size, p, d, k, s in zip(shape[-n:], pad, m.dilation, m.kernel_size, m.stride)]
+    return (*shape[:-n - 1], m.out_channels, *spatial)
+
+
 class _SpecRecorder(fx.Interpreter):
+    """Records each node's value spec; shape-only shortcuts for the commonest leaf modules."""
+
     def run_node(self, n: fx.Node) -> Any:
         out = super().run_node(n)
         n.meta[META_KEY] = value_spec(out)
         return out
 
+    def call_module(self, target, args, kwargs):
+        m = self.fetch_attr(target)
+        x = args[0] if len(args) == 1 and not kwargs else None
+        if isinstance(x, torch.Tensor) and getattr(self, "shapes_only", False):
+            cls = type(m)
+            if cls in _SAME_SHAPE or cls.__name__ in _SAME_SHAPE_NAMES:
+                return torch.empty_like(x)
+            if cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d) and x.ndim in (len(m.kernel_size) + 1, len(m.kernel_size) + 2) \
+                    and x.shape[-len(m.kernel_size) - 1] == m.in_channels:
+                return x.new_empty(_conv_shape(m, tuple(x.shape)))
+            if cls is nn.Linear and x.shape[-1] == m.in_features:
+                return x.new_empty((*x.shape[:-1], m.out_features))
+        return super().call_module(target, args, kwargs)
 
-def _propagate(gm: fx.GraphModule, inputs: tuple) -> str:
+    def call_function(self, target, args, kwargs):
+        if getattr(self, "shapes_only", False) and target in _SAME_SHAPE_FUNCTIONS and args \
+                and isinstance(args[0], torch.Tensor):
+            return torch.empty_like(args[0])
+        return super().call_function(target, args, kwargs)
+
+
+class _MetaRecorder(_SpecRecorder):
+    """Shapes from meta tensors: no data, no fake-tensor machinery (nor its import time).
+
+    Parameters and buffers are read as meta tensors; a leaf module with parameters outside the
+    shape shortcuts cannot run on meta inputs, so it raises and the caller falls back to fake tensors.
+    """
+
+    shapes_only = True
+
+    def placeholder(self, target, args, kwargs):
+        x = super().placeholder(target, args, kwargs)
+        return x.to("meta") if isinstance(x, torch.Tensor) else x
+
+    def get_attr(self, target, args, kwargs):
+        x = super().get_attr(target, args, kwargs)
+        return x.to("meta") if isinstance(x, torch.Tensor) else x
+
+    def call_module(self, target, args, kwargs):
+        m = self.fetch_attr(target)
+        cls = type(m)
+        shortcut = cls in _SAME_SHAPE or cls.__name__ in _SAME_SHAPE_NAMES or cls in (
+            nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+        if not shortcut and (any(True for _ in m.parameters()) or any(True for _ in m.buffers())):
+            raise _NeedsFake(target)
+        return super().call_module(target, args, kwargs)
+
+
+class _NeedsFake(Exception):
+    """A module with weights that the meta path cannot run."""
+
+
+def _propagate(gm: fx.GraphModule, inputs: tuple, shapes_only: bool = True) -> str:
+    """Annotate every node with its value spec; returns "meta", "fake" or "real" (the path that worked).
+
+    ``shapes_only`` lets common leaf modules skip their kernels and tries meta tensors first
+    (analysis of a model that runs); the surgery's check of a rewritten network passes False so
+    every kernel validates its weights on fake tensors.
+    """
+    if shapes_only:
+        try:
+            _MetaRecorder(gm).run(*inputs)
+            return "meta"
+        except Exception:  # noqa: BLE001 - anything the meta path cannot do goes to fake tensors
+            pass
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     try:
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             fake_inputs = tuple(mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in inputs)
-            _SpecRecorder(gm).run(*fake_inputs)
+            recorder = _SpecRecorder(gm)
+            recorder.shapes_only = shapes_only
+            recorder.run(*fake_inputs)
         return "fake"
     except Exception:  # noqa: BLE001 - some ops have no fake kernel; use the real input instead
         with torch.no_grad():

@@ -382,7 +382,7 @@ def test_analysis_does_not_depend_on_resolution():
     small = gp.analyze(net, torch.randn(1, 3, 8, 8))
     large = gp.analyze(net, torch.randn(1, 3, 720, 1280))
     assert [(gr.size, gr.prunable) for gr in small.groups] == [(gr.size, gr.prunable) for gr in large.groups]
-    assert large.traced.shape_source == "fake"
+    assert large.traced.shape_source in ("meta", "fake"), "no real forward at 1280x720"
 
 
 def test_original_model_untouched():
