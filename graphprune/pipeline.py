@@ -75,11 +75,6 @@ def build_dataset(spec: dict, *, scale: int, rgb_range: float, train: bool, seed
     raise PipelineError(f"unknown dataset type {kind!r}")
 
 
-def _auto_repeat(n_images: int, batch_size: int) -> int:
-    """The official EDSR code's epoch: about 1000 batches (``repeat = 1000 * batch // n_images``)."""
-    return max(1, (1000 * batch_size) // max(n_images, 1))
-
-
 def set_name(spec: dict) -> str:
     return spec.get("name") or spec.get("type", "set")
 
@@ -181,8 +176,7 @@ class Pipeline:
             train = build_dataset(tr, scale=self.scale, rgb_range=self.rgb_range, train=True,
                                   seed=int(self.r.get("seed", 0)), patch_size=int(tr.get("patch_size", 48)),
                                   repeat=tr.get("repeat"), cache=bool(tr.get("cache", True)))
-            if tr.get("repeat") is None:
-                train.repeat = _auto_repeat(len(train.pairs), int(tr.get("batch_size", 16)))
+            train.repeat = self.recipe.data.train.repeat_for(len(train.pairs))
         val = {set_name(s): build_dataset(s, scale=self.scale, rgb_range=self.rgb_range, train=False)
                for s in data.get("val") or []}
         ev = {set_name(s): build_dataset(s, scale=self.scale, rgb_range=self.rgb_range, train=False)

@@ -36,22 +36,14 @@ def _plt():
 
 
 def _save(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    from .viz._files import publish, temp_next_to
+    from .viz._files import save_figure
 
     plt = _plt()
     path = Path(path)
     if not path.parent.is_dir():
         plt.close(fig)
         raise FileNotFoundError(f"output directory does not exist: {path.parent}")
-    tmp = temp_next_to(path, ".png")
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png", facecolor="white", bbox_inches="tight")
-        publish(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure(fig, path, dpi=dpi, fmt="png", bbox_inches="tight")
 
 
 def _group_label(row: Mapping) -> str:

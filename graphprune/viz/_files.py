@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["publish", "write_atomic", "temp_next_to"]
+__all__ = ["publish", "write_atomic", "temp_next_to", "save_figure"]
 
 
 def temp_next_to(path: Path, suffix: str = ".tmp") -> str:
@@ -29,6 +29,21 @@ def write_atomic(path: Path, text: str) -> Path:
         Path(tmp).write_text(text, encoding="utf-8")
         publish(tmp, path)
     finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_figure(fig, path: Path, *, dpi: int, fmt: str, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure atomically and close it, whatever happens."""
+    import matplotlib.pyplot as plt
+
+    tmp = temp_next_to(path, f".{fmt}")
+    try:
+        fig.savefig(tmp, dpi=dpi, format=fmt, facecolor="white", **savefig_kwargs)
+        publish(tmp, path)
+    finally:
+        plt.close(fig)
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ._files import publish, temp_next_to
+from ._files import publish, save_figure, temp_next_to
 from ._html import MAX_STRIPES, layout_view
 from ._view import View
 
@@ -163,12 +163,4 @@ def _draw(plt, view: View, path: Path, dpi: int) -> Path:
         y = 40 + 17 * i
         ax.add_patch(Rectangle((x0, y), 14, 12, fc=c, ec="#555", lw=0.6, hatch="///" if blocked else None))
         ax.text(x0 + 20, y + 6, text if len(text) <= 70 else text[:69] + "\u2026", fontsize=9 * px, va="center")
-    tmp = temp_next_to(path, path.suffix)
-    try:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower(), facecolor="white")
-        publish(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure(fig, path, dpi=dpi, fmt=path.suffix.lstrip(".").lower())
