@@ -41,6 +41,7 @@ from .plan import Plan, plan as make_plan
 from .regularizers import REGULARIZERS, PenaltySchedule
 from .surgery import apply
 from .train import Trainer, benchmark_set, demo_dataset, div2k, is_main_process
+from .train.distributed import barrier
 from .train.data import PairedImageDataset
 
 __all__ = ["Pipeline", "PipelineError", "build_dataset", "complexity"]
@@ -274,6 +275,7 @@ class Pipeline:
                 self._mark_done("pretrain", self._stage_iters("pretrain"), time.perf_counter() - t0)
             if is_main_process():
                 gpio.save(dense.cpu(), dense_file)
+            barrier()  # other ranks read the file later
         dense = dense.cpu().eval()
         result = {"recipe": self.r, "dense": {}, "pruned": None, "groups": [], "stages": self.state["stages"]}
         result["dense"] = complexity(dense, example, self.scale)
@@ -299,6 +301,7 @@ class Pipeline:
             pruned, plan = self._regularize_and_prune(dense, train_data, val_sets)
             if is_main_process():
                 gpio.save(pruned.cpu(), init_file, gpio.make_spec(plan, model=dense))
+            barrier()
             self._mark_done("prune", 0, 0.0)
         result["groups"] = [{"id": g.id, "size": g.size, "kept": plan.kept(g.id), "prunable": g.prunable,
                              "reason": g.reason, "modules": g.modules("out")} for g in self.graph.groups]

@@ -89,3 +89,17 @@ def test_missing_dataset_stops_at_start_with_the_fix(tmp_path):
 def test_bad_override_exit_code_2():
     out = run_cli("--recipe", "recipes/demo_x4_assl.yaml", "--set", "prune.methd=srp", "--dry-run")
     assert out.returncode == 2 and "prune.methd" in out.stderr and "did you mean" in out.stderr
+
+
+@pytest.mark.slow
+def test_compress_under_torchrun_two_gloo_processes(tmp_path):
+    """The whole pipeline with 2 CPU processes: rank 0 writes, the others wait at barriers."""
+    sets = [a for o in TINY for a in ("--set", o)]
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29561",
+                          str(ROOT / "tools" / "compress.py"), "--recipe", "recipes/demo_x4_srp.yaml", "--out",
+                          str(tmp_path / "run"), "--device", "cpu", *sets],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("| pruned |") == 1, "only rank 0 prints the report"
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["pruned"]["params"] < report["dense"]["params"]

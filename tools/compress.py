@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     from graphprune.pipeline import Pipeline, PipelineError
     from graphprune.recipe import RecipeError, load_recipe
-    from graphprune.train import destroy_distributed, init_distributed
+    from graphprune.train import destroy_distributed, init_distributed, is_main_process
 
     try:
         recipe = load_recipe(args.recipe, args.set, check_files=not args.dry_run)
@@ -43,12 +43,15 @@ def main(argv=None) -> int:
         init_distributed()
         try:
             result = pipeline.run()
+            main_rank = is_main_process()
         finally:
             destroy_distributed()
     except (RecipeError, PipelineError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print((Path(pipeline.out) / "report.md").read_text() if (Path(pipeline.out) / "report.md").exists() else result)
+    report = Path(pipeline.out) / "report.md"
+    if main_rank:
+        print(report.read_text() if report.exists() else result)
     return 0
 
 
