@@ -247,10 +247,7 @@ class Pipeline:
         print(f"pruned ({self.method}): {q['params']:,} params ({q['params'] // 1000}K), "
               f"{q['mult_adds'] / 1e9:.1f} G Mult-Adds; x{d['params'] / q['params']:.1f} fewer params")
         if self.method in REGULARIZERS:
-            sched = PenaltySchedule(**(prune.get("schedule") or {}))
-            extra = dict(prune.get(self.method) or {})
-            extra = {k: v for k, v in extra.items() if k in ("ssa_iters", "ssa_weight", "coupled_selection")}
-            reg = REGULARIZERS[self.method](graph, float(prune["ratio"]), schedule=sched, **extra)
+            reg = self._regularizer(graph)
             print(f"{self.method.upper()} regularization: {reg.total_iters():,} iterations; "
                   f"{len(reg.coupled)} coupled group(s) found by the analysis")
         return result
@@ -325,20 +322,21 @@ class Pipeline:
         result["pruned"]["metrics"] = self._final_eval(pruned, eval_sets, "pruned")
         return self._finish(result, dense, pruned, eval_sets, t_all)
 
+    def _regularizer(self, graph: ChannelGraph):
+        """The recipe's ASSL/SRP hook: schedule, ratio, overrides and method options as given."""
+        prune = self.r["prune"]
+        return REGULARIZERS[self.method](
+            graph, float(prune["ratio"]), schedule=PenaltySchedule(**(prune.get("schedule") or {})),
+            ratios=prune.get("ratios") or None, round_to=int(prune.get("round_to", 1)),
+            seed=int(self.r.get("seed", 0)), **(prune.get(self.method) or {}))
+
     def _regularize_and_prune(self, dense: nn.Module, train_data, val_sets) -> tuple[nn.Module, Plan]:
         prune, method = self.r["prune"], self.method
         ratio, ratios = float(prune["ratio"]), prune.get("ratios") or None
         round_to = int(prune.get("round_to", 1))
         if method in REGULARIZERS:
-            sched = PenaltySchedule(**{k: v for k, v in (prune.get("schedule") or {}).items()})
-            extra = dict(prune.get(method) or {})
-            if method == "assl":
-                extra = {"ssa_iters": extra.get("ssa_iters", 17260), "ssa_weight": extra.get("ssa_weight", 1.0),
-                         "coupled_selection": extra.get("coupled_selection", "first")}
-            else:
-                extra = {"coupled_selection": extra.get("coupled_selection", "random")}
-            reg = REGULARIZERS[method](self.graph, ratio, schedule=sched, ratios=ratios, round_to=round_to,
-                                       seed=int(self.r.get("seed", 0)), **extra)
+            reg = self._regularizer(self.graph)
+            sched = reg.schedule
             reg.prepare(dense)
             total = reg.total_iters()
             self._say(f"== regularize ({method.upper()}): {total} iterations "
