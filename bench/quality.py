@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "quality")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="recipe override for the compressed runs (e.g. a longer schedule), repeatable")
     args = ap.parse_args(argv)
     from graphprune.recipe import load_recipe
 
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
         for method in methods:
             recipe = "demo_x4_srp.yaml" if method == "srp" else "demo_x4_assl.yaml"
             common = [f"seed={seed}", f"model.checkpoint={dense_file}", "stages.pretrain=null",
-                      f"prune.ratio={args.ratio}"]
+                      f"prune.ratio={args.ratio}", *args.set]
             if method in ("assl", "srp"):
                 reg_iters = load_recipe(ROOT / "recipes" / recipe, common, check_files=False).regularize_iters
                 extra = [f"stages.finetune.total_iter={args.budget - reg_iters}"]
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
 
     info = machine_info()
     print(f"\n# quality: demo protocol x4, LEDSR F32R4 -> ratio {args.ratio}, budget {args.budget} iterations "
-          f"after {args.pretrain} of dense pretraining, seeds {seeds}")
+          f"after {args.pretrain} of dense pretraining, seeds {seeds}" + (f", overrides {args.set}" if args.set else ""))
     print(f"# machine: {info['cpu']}, {info['nproc']} cores, torch {info['torch']}, {info['date']}; "
           f"{time.perf_counter() - t_start:.0f} s")
     print(f"bicubic: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f}; dense: "
