@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     methods = args.methods.split(",")
     t_start = time.perf_counter()
     scores: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
+    at_prune: dict[str, list[float]] = {m: [] for m in methods}  # PSNR right after the prune step
     dense_scores, bicubic, sizes = [], None, {}
     for seed in seeds:
         base = args.out / f"seed{seed}"
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
             rep = run(recipe, base / method, common + extra)
             m = rep["pruned"]["metrics"]["demo"]
             scores[method].append((m["psnr"], m["ssim"]))
+            at_prune[method].append((rep.get("pruned_before_finetune") or {}).get("demo", {}).get("psnr", float("nan")))
             sizes[method] = (rep["pruned"]["params"], rep["pruned"]["mult_adds"])
             print(f"seed {seed} {method:8s} {m['psnr']:.3f} dB / {m['ssim']:.4f}  "
                   f"({sum(s['iterations'] for s in rep['stages'] if s['name'] != 'pretrain')} iterations)", flush=True)
@@ -94,13 +96,14 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t_start:.0f} s")
     print(f"bicubic: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f}; dense: "
           f"{statistics.mean(dense_scores):.2f} ± {statistics.pstdev(dense_scores):.2f} dB")
-    print("| method | params | Mult-Adds | PSNR (dB) mean ± std | SSIM mean ± std | per seed |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| method | params | Mult-Adds | PSNR right after pruning (dB) | PSNR (dB) mean ± std | SSIM mean ± std | per seed |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for method in methods:
         p = [s[0] for s in scores[method]]
         q = [s[1] for s in scores[method]]
         params, macs = sizes[method]
-        print(f"| {method} | {params:,} | {macs / 1e9:.2f} G | {statistics.mean(p):.3f} ± {statistics.pstdev(p):.3f} | "
+        print(f"| {method} | {params:,} | {macs / 1e9:.2f} G | {statistics.mean(at_prune[method]):.2f} | "
+              f"{statistics.mean(p):.3f} ± {statistics.pstdev(p):.3f} | "
               f"{statistics.mean(q):.4f} ± {statistics.pstdev(q):.4f} | {', '.join(f'{x:.2f}' for x in p)} |")
     return 0
 

@@ -299,7 +299,12 @@ class Pipeline:
             if is_main_process():
                 gpio.save(pruned.cpu(), init_file, gpio.make_spec(plan, model=dense))
             barrier()
+            # what the pruning step itself cost, before fine-tuning repairs it (first evaluation set)
+            first = dict(list(eval_sets.items())[:1])
+            self.state["results"]["pruned_before_finetune"] = self._final_eval(pruned.cpu().eval(), first,
+                                                                               "pruned, before fine-tuning")
             self._mark_done("prune", 0, 0.0)
+        result["pruned_before_finetune"] = self.state["results"].get("pruned_before_finetune", {})
         result["groups"] = [{"id": g.id, "size": g.size, "kept": plan.kept(g.id), "prunable": g.prunable,
                              "reason": g.reason, "modules": g.modules("out")} for g in self.graph.groups]
 

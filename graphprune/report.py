@@ -77,6 +77,10 @@ def markdown(result: dict, pictures: dict[str, str]) -> str:
     if pruned:
         lines += ["", f"Params ×{dense['params'] / max(pruned['params'], 1):.2f} smaller, "
                       f"Mult-Adds ×{dense['mult_adds'] / max(pruned['mult_adds'], 1):.2f} fewer."]
+        before = result.get("pruned_before_finetune") or {}
+        if before:
+            lines += ["Right after pruning, before fine-tuning: " + ", ".join(
+                f"{k} {_fmt_metrics(before, k)}" for k in before) + "."]
     lines += ["", "## Stages", "", "| stage | iterations | seconds |", "|---|---:|---:|"]
     lines += [f"| {s['name']} | {s['iterations']} | {s['seconds']} |" for s in result.get("stages", [])]
     groups = [g for g in result.get("groups", []) if g["prunable"]]

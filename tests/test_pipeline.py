@@ -23,12 +23,13 @@ def test_demo_pipeline_end_to_end(tmp_path, recipe, extra):
     r = load_recipe(ROOT / "recipes" / f"{recipe}.yaml", TINY + extra)
     result = Pipeline(r, tmp_path).run()
     report = json.loads((tmp_path / "report.json").read_text())
-    for key in ("recipe", "dense", "pruned", "groups", "stages", "bicubic"):
+    for key in ("recipe", "dense", "pruned", "groups", "stages", "bicubic", "pruned_before_finetune"):
         assert key in report
     for side in ("dense", "pruned"):
         assert {"params", "flops", "mult_adds", "metrics"} <= set(report[side])
         assert set(report[side]["metrics"]["demo"]) == {"psnr", "ssim"}
     assert report["pruned"]["params"] < 0.5 * report["dense"]["params"]
+    assert set(report["pruned_before_finetune"]["demo"]) == {"psnr", "ssim"}
     assert [s["name"] for s in report["stages"]][:2] == ["pretrain", "regularize"]
     assert all(g["kept"] == g["size"] // 2 for g in report["groups"] if g["prunable"])
     assert (tmp_path / "report.md").read_text().count("| pruned |") == 1
