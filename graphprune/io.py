@@ -76,7 +76,7 @@ def save(model: nn.Module, path: str | os.PathLike, spec: dict | Plan | None = N
     ``spec`` may be a full spec dict, a :class:`Plan` (the dense model's ``gp_spec`` is used),
     or None to use the spec that :func:`graphprune.apply` attached to the pruned model.
     """
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     if isinstance(spec, Plan):
         spec = make_spec(spec)
@@ -89,12 +89,23 @@ def save(model: nn.Module, path: str | os.PathLike, spec: dict | Plan | None = N
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_model(model, tmp, metadata={"graphprune": json.dumps(spec)})
+        save_file(_weights(model), tmp, metadata={"graphprune": json.dumps(spec)})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _is_trace_constant(key: str) -> bool:
+    """fx's ``_tensor_constantN`` buffers: made by tracing, re-made by tracing on load, never saved."""
+    return key.rsplit(".", 1)[-1].startswith("_tensor_constant")
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state to save: every parameter and buffer, each its own contiguous CPU copy (no shared storage)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
+            if not _is_trace_constant(k)}
 
 
 def read_spec(path: str | os.PathLike) -> dict:
@@ -119,7 +130,7 @@ def read_spec(path: str | os.PathLike) -> dict:
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild, re-prune and fill a model saved by :func:`save`."""
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file
 
     spec = read_spec(path)
     model = build_model(spec["model"])
@@ -129,8 +140,12 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
         graph = analyze(model, inputs, ignore=analysis.get("ignore", ()))
         model = apply(model, Plan.from_dict(graph, spec["plan"]), inplace=True)
     try:
-        load_model(model, str(path), strict=True, device=str(map_location))
+        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"{path}: weights do not fit the rebuilt model: {' '.join(str(exc).split())[:300]}") from None
+    missing = [k for k in missing if not _is_trace_constant(k)]
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit the rebuilt model: missing {missing[:5]}, "
+                         f"unexpected {list(unexpected)[:5]}")
     model.gp_save_spec = spec
     return model.to(map_location)

@@ -74,3 +74,15 @@ def test_save_failure_leaves_no_partial_file(tmp_path):
 def test_file_contains_no_pickle(tmp_path, pruned_imdn):
     path = gp.save(pruned_imdn[1], tmp_path / "m.safetensors")
     assert b"\x80\x04\x95" not in path.read_bytes()[:64]  # pickle protocol 4 header
+
+
+def test_round_trip_with_traced_tensor_constants(tmp_path):
+    """SwinIR indexes a table with a view of a buffer, which fx keeps as ``_tensor_constantN``; a plain
+    ``fx.symbolic_trace`` by the user beforehand adds such attributes to the model itself."""
+    m = sr_models.create_model("swinir_light_x2", depths=(2,), num_heads=(2,), embed_dim=12).eval()
+    torch.fx.symbolic_trace(m)
+    x = torch.rand(1, 3, 12, 12)
+    pruned, _ = gp.prune(m, x, 0.5)
+    loaded = gp.load(gp.save(pruned, tmp_path / "swin.safetensors")).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), pruned(x))
