@@ -108,6 +108,15 @@ def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
             if not _is_trace_constant(k)}
 
 
+def _with_metadata(state: dict, metadata) -> dict:
+    from collections import OrderedDict
+
+    out = OrderedDict(state)
+    if metadata is not None:
+        out._metadata = metadata  # type: ignore[attr-defined]
+    return out
+
+
 def read_spec(path: str | os.PathLike) -> dict:
     """The JSON spec stored in a graphprune file (raises with a one-line reason)."""
     from safetensors import safe_open
@@ -139,8 +148,11 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
         inputs = tuple(torch.zeros(s) for s in analysis["example_shapes"])
         graph = analyze(model, inputs, ignore=analysis.get("ignore", ()))
         model = apply(model, Plan.from_dict(graph, spec["plan"]), inplace=True)
+    state = load_file(str(path))
+    # the module versions torch keeps beside a state dict (some modules, e.g. MNASNet, require them)
+    state = _with_metadata(state, getattr(model.state_dict(), "_metadata", None))
     try:
-        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"{path}: weights do not fit the rebuilt model: {' '.join(str(exc).split())[:300]}") from None
     missing = [k for k in missing if not _is_trace_constant(k)]
