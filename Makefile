@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) tools/compress.py --recipe recipes/demo_x4_assl.yaml --out runs/demo_x4_assl --resume
 
-# The engine alone: LEDSR F256R16 x4 pruned to 45 channels with no layer list (~15 s).
+# The engine alone: LEDSR F256R16 x4 pruned to 45 channels with no layer list (~5 s).
 demo-prune: $(STAMP)
 	$(PY) tools/demo_prune.py
 
