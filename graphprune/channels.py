@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
@@ -479,5 +478,3 @@ def _policy_reason(b: _Builder, model: nn.Module, leaf: int, mems: list[Member],
             return f"{m.module}.{m.param} is frozen (requires_grad=False)"
     return ""
 
-
-_ = np  # numpy arrays are the index maps' type
