@@ -17,6 +17,7 @@ Safety rules applied here, not in any op rule:
 from __future__ import annotations
 
 import fnmatch
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,8 +279,6 @@ class _Builder:
         self._visit_call(node, None)
 
     def _visit_call(self, node: fx.Node, module: nn.Module | None) -> None:
-        import operator
-
         value = node_value(node)
         src = node.args[0] if node.args else None
         if node.target is operator.getitem and isinstance(src, fx.Node) and self._is_sequence(src):

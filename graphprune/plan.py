@@ -16,7 +16,7 @@ import numpy as np
 from .channels import ChannelGraph
 from .importance import group_scores
 
-__all__ = ["Plan", "Entry", "plan", "n_removed"]
+__all__ = ["Plan", "Entry", "plan", "n_removed", "ratio_for"]
 
 
 def n_removed(ratio: float, size: int, round_to: int = 1) -> int:
@@ -84,7 +84,7 @@ class Plan:
         return f"Plan({n} groups pruned, {sum(map(len, self.removed.values()))} channels removed)"
 
 
-def _ratio_for(group, ratio: float, ratios: Mapping | None) -> float:
+def ratio_for(group, ratio: float, ratios: Mapping | None) -> float:
     """A per-group override by group id, or by a glob matching any producer module name."""
     if not ratios:
         return ratio
@@ -118,7 +118,7 @@ def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1",
     model = model if model is not None else graph.model
     removed: dict[int, list[int]] = {}
     for g in graph.prunable_groups:
-        n = n_removed(_ratio_for(g, ratio, ratios), g.size, round_to)
+        n = n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
         if n == 0:
             continue
         scores = group_scores(model, g, criterion, seed=seed)

@@ -67,7 +67,6 @@ class ASSL(GrowingPenaltyRegularizer):
     def prepare(self, model: nn.Module) -> nn.Module:
         names = {m.module for g in self.groups for m in self._weight_producers(g) if m.dim == 0}
         add_weight_norm(model, sorted(names))
-        self.prepared = True
         return model
 
     def _scale(self, member: Member) -> torch.Tensor | None:

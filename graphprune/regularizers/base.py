@@ -22,7 +22,7 @@ from torch import nn
 
 from ..channels import ChannelGraph
 from ..groups import Group, Member
-from ..plan import Plan, n_removed
+from ..plan import Plan, n_removed, ratio_for
 from ..surgery import apply
 from ..train.hooks import HookBase
 from .schedule import PenaltySchedule
@@ -42,17 +42,15 @@ class GrowingPenaltyRegularizer(HookBase):
                  ratios=None, round_to: int = 1, coupled_selection: str = "first", seed: int = 0):
         if coupled_selection not in COUPLED_SELECTIONS:
             raise ValueError(f"coupled_selection must be one of {COUPLED_SELECTIONS}, got {coupled_selection!r}")
-        from ..plan import _ratio_for
-
         self.graph = graph
         self.schedule = schedule or PenaltySchedule()
         self.coupled_selection = coupled_selection
         self.seed = seed
-        self.n_remove = {g.id: n_removed(_ratio_for(g, ratio, ratios), g.size, round_to)
+        self.n_remove = {g.id: n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
                          for g in graph.prunable_groups}
         self.groups = [g for g in graph.prunable_groups if self.n_remove[g.id] > 0]
+        self._module_order = {name: i for i, (name, _) in enumerate(graph.model.named_modules())}
         self.coupled = {g.id for g in self.groups if len(self._weight_producers(g)) >= 2}
-        self.prepared = False
         # state
         self.removed: dict[int, list[int]] = {}
         self.counts: dict[int, int] = {g.id: 0 for g in self.groups}
@@ -96,8 +94,7 @@ class GrowingPenaltyRegularizer(HookBase):
             if m.param == "weight" and m.module not in seen and not isinstance(self._module(m.module), not_filters):
                 seen.add(m.module)
                 out.append(m)
-        order = {name: i for i, (name, _) in enumerate(self.graph.model.named_modules())}
-        return sorted(out, key=lambda m: order.get(m.module, math.inf))
+        return sorted(out, key=lambda m: self._module_order.get(m.module, math.inf))
 
     def select(self, model: nn.Module, groups: Iterable[Group] | None = None) -> None:
         """Choose the removed indices of ``groups`` (default: all) from the model's current weights."""
@@ -117,7 +114,6 @@ class GrowingPenaltyRegularizer(HookBase):
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Changes the model needs before its optimizer is built (ASSL: weight norm). Idempotent."""
-        self.prepared = True
         return model
 
     def before_train(self) -> None:
@@ -181,10 +177,6 @@ class GrowingPenaltyRegularizer(HookBase):
         """Iterations until every group has stopped growing, plus the stabilization."""
         grow_end = max((self.start[g.id] + self.schedule.grow_iters for g in self.groups), default=0)
         return grow_end + self.schedule.stabilize
-
-    def phase(self, it: int) -> str:
-        grow_end = self.total_iters() - self.schedule.stabilize
-        return "grow" if it < grow_end else ("stabilize" if it < self.total_iters() else "done")
 
     # ---------------------------------------------------------------- finish
     def plan(self) -> Plan:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .elementwise import passthrough
-from .table import register
+from .table import register, replace_arg
 
 __all__ = []
 
@@ -61,11 +61,7 @@ def _rewrite_layer_norm(node, R):
     given = node.args[1] if len(node.args) > 1 else node.kwargs["normalized_shape"]
     ndim = R.ndim(node)
     new = [R.size(node, d) for d in range(ndim - len(given), ndim)]
-    if list(given) == new:
-        return None
-    if len(node.args) > 1:
-        return (node.args[0], new, *node.args[2:]), node.kwargs
-    return node.args, {**node.kwargs, "normalized_shape": new}
+    return None if list(given) == new else replace_arg(node, 1, "normalized_shape", new)
 
 
 @register(F.layer_norm, rewrite=_rewrite_layer_norm)
@@ -117,11 +113,7 @@ def _rewrite_group_norm(node, R):
     """``F.group_norm(x, num_groups, ...)``: whole groups may have been removed."""
     new = R.atom_size(R.aux(node)["groups"])
     given = node.args[1] if len(node.args) > 1 else node.kwargs["num_groups"]
-    if given == new:
-        return None
-    if len(node.args) > 1:
-        return (node.args[0], new, *node.args[2:]), node.kwargs
-    return node.args, {**node.kwargs, "num_groups": new}
+    return None if given == new else replace_arg(node, 1, "num_groups", new)
 
 
 @register(F.group_norm, rewrite=_rewrite_group_norm)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-__all__ = ["Rule", "RULES", "register", "set_rule", "lookup", "target_name"]
+__all__ = ["Rule", "RULES", "register", "set_rule", "lookup", "target_name", "replace_arg"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,10 @@ def target_name(target) -> str:
     if mod.startswith("torch") or mod == "":
         return f"torch.{name}"
     return f"{mod}.{name}"
+
+
+def replace_arg(node, index: int, name: str, value):
+    """``(args, kwargs)`` of ``node`` with the argument at ``index`` (or keyword ``name``) set to ``value``."""
+    if len(node.args) > index:
+        return (*node.args[:index], value, *node.args[index + 1:]), node.kwargs
+    return node.args, {**node.kwargs, name: value}
