@@ -34,6 +34,7 @@ Usage::
     python bench/prunability.py --suite timm --limit 0 --shard 0/8      # the full list, shard 0 of 8
     python bench/prunability.py --suite sr --models edsr_x4,rcan_x4 --no-tp
     cat shard*.jsonl > all.jsonl && python bench/prunability.py --suite timm --report all.jsonl
+    # an interrupted run resumes with the same --out; re-runs appended later replace earlier lines
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ __all__ = ["select", "main"]
 TV_INPUT = {"inception_v3": 96, "vit_": 224, "swin_": 224, "maxvit_": 224}
 TV_KWARGS = {"inception_v3": {"aux_logits": False, "init_weights": True},
              "googlenet": {"aux_logits": False, "init_weights": True}}
-CHANNEL_MIXING = ("LayerNorm", "GroupNorm", "RmsNorm", "RMSNorm", "SimpleNorm", "LocalResponseNorm", "InstanceNorm", "StdConv")
+CHANNEL_MIXING = ("LayerNorm", "GroupNorm", "EvoNorm", "RmsNorm", "RMSNorm", "SimpleNorm", "LocalResponseNorm", "InstanceNorm", "StdConv")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,6 +375,14 @@ def run_one(suite: str, name: str, tool: str, args) -> dict:
     return res
 
 
+def _done(path: str) -> set[str]:
+    """Models already recorded in a JSONL file (an interrupted sweep resumes where it stopped)."""
+    if not path or not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {json.loads(line)["model"] for line in f if line.strip().startswith("{")}
+
+
 def _fmt(v, spec="{:.2f}"):
     return None if v is None else spec.format(v)
 
@@ -446,15 +455,19 @@ def main(argv=None) -> None:
     ap.add_argument("--no-tp", action="store_true", help="graphprune only")
     ap.add_argument("--timm-size", type=int, default=128, help="input size of timm models without a fixed size")
     ap.add_argument("--max-params", type=float, default=150e6, help="skip larger models")
-    ap.add_argument("--out", default="", help="JSONL file, one line per model")
+    ap.add_argument("--out", default="", help="JSONL file, one line per model; models already in it are skipped (resume)")
     ap.add_argument("--report", default="", help="only print the table of an existing JSONL file (e.g. merged shards)")
     args = ap.parse_args(argv)
     if args.report:
-        with open(args.report) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        with open(args.report) as f:  # a model listed twice (a re-run appended): the last line counts
+            rows = list({r["model"]: r for r in (json.loads(line) for line in f if line.strip().startswith("{"))}.values())
         return print(report(rows, any("tp" in r for r in rows)))
     i, n = (int(v) for v in args.shard.split("/"))
     names = select(args.suite, args.limit, [m for m in args.models.split(",") if m], (i, n))
+    done = _done(args.out)
+    if done:
+        print(f"# resuming {args.out}: {sum(m in done for m in names)} of {len(names)} models already there", flush=True)
+        names = [m for m in names if m not in done]
     tp_on = not args.no_tp
     if tp_on:
         try:

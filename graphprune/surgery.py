@@ -127,10 +127,10 @@ def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.
     for node in graph.nodes:
         new_node = new_graph.node_copy(node, lambda n: env[n])
         env[node] = new_node
-        if node.op not in ("call_function", "call_method") or plan.graph.node_dims.get(node.name) is None:
+        if node.op not in ("call_function", "call_method"):
             continue
         rule = lookup(node.target)
-        if rule is None or rule.rewrite is None:
+        if rule is None or rule.rewrite is None or (plan.graph.node_dims.get(node.name) is None and not rule.sizes):
             continue
         result = rule.rewrite(node, oracle)
         if result is not None:

@@ -24,6 +24,7 @@ a :class:`TensorSpec`. Read it through :func:`tensor_spec` / :func:`value_spec`.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
 import sys
@@ -348,13 +349,42 @@ class _NeedsFake(Exception):
     """A module with weights that the meta path cannot run."""
 
 
+@contextlib.contextmanager
+def module_state_restored(model: nn.Module):
+    """Put every module attribute back as it was: tracing and shape propagation run the user's code.
+
+    Some forwards cache tensors on the module (ConViT's ``self.rel_indices = ...``); run under fake
+    or meta tensors, that would leave fake tensors in the user's model. Parameters and buffers are
+    restored too (by identity: their values are never written here).
+    """
+    saved = [(m, dict(m.__dict__), dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, attrs, params, buffers in saved:
+            for key in [k for k in m.__dict__ if k not in attrs]:
+                del m.__dict__[key]
+            for key, value in attrs.items():
+                if m.__dict__.get(key) is not value:
+                    m.__dict__[key] = value
+            for store, old in ((m._parameters, params), (m._buffers, buffers)):
+                if store.keys() != old.keys() or any(store[k] is not v for k, v in old.items()):
+                    store.clear()
+                    store.update(old)
+
+
 def _propagate(gm: fx.GraphModule, inputs: tuple, shapes_only: bool = True) -> str:
     """Annotate every node with its value spec; returns "meta", "fake" or "real" (the path that worked).
 
     ``shapes_only`` lets common leaf modules skip their kernels and tries meta tensors first
     (analysis of a model that runs); the surgery's check of a rewritten network passes False so
-    every kernel validates its weights on fake tensors.
+    every kernel validates its weights on fake tensors. Module attributes are left as they were.
     """
+    with module_state_restored(gm):
+        return _propagate_values(gm, inputs, shapes_only)
+
+
+def _propagate_values(gm: fx.GraphModule, inputs: tuple, shapes_only: bool) -> str:
     if shapes_only:
         try:
             _MetaRecorder(gm).run(*inputs)
@@ -392,7 +422,8 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=()) -> Traced:
     was_training = model.training
     model.eval()
     try:
-        gm, leaves, constants = _trace_graph(model, leaf_modules)
+        with module_state_restored(model):
+            gm, leaves, constants = _trace_graph(model, leaf_modules)
         source = _propagate(gm, inputs)
     finally:
         model.train(was_training)

@@ -428,3 +428,125 @@ def test_plan_entries_and_index_maps_consistent():
     assert entries[("up", "weight", 0)].indices == expected
     assert entries[("up", "bias", 0)].indices == expected
     assert np.all(np.diff(entries[("up", "weight", 0)].indices) > 0)
+
+
+# ----------------------------------------------------------------------------- size checks, expand
+class GroupStdNet(nn.Module):
+    """EvoNorm-S0 style group statistics: an assert on the channel count, a literal group count in a
+    reshape and an ``expand`` to another tensor's shape (timm's ``group_std``)."""
+
+    def __init__(self, c=12, groups=4):
+        super().__init__()
+        self.groups = groups
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.out = nn.Conv2d(c, 3, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        B, C, H, W = x.shape
+        torch._assert(C % self.groups == 0, "channels must divide into groups")
+        torch._assert(H >= 2, "too small")
+        g = x.reshape(B, self.groups, C // self.groups, H, W)
+        std = g.var(dim=(2, 3, 4), keepdim=True).add(1e-5).sqrt()
+        return self.out(x / std.expand(g.shape).reshape(B, C, H, W))
+
+
+def _factor_groups(graph):
+    """(group count factor, within-group factor) of GroupStdNet's conv output."""
+    sizes = {gr.size: gr for gr, _ in member(graph, "conv")}
+    return sizes[4], sizes[3]
+
+
+def test_expand_to_another_tensors_shape_follows_it():
+    g = gp.analyze(GroupStdNet(), torch.randn(1, 3, 6, 6))
+    groups, within = _factor_groups(g)
+    assert groups.prunable and within.prunable, (groups.reason, within.reason)
+
+
+def test_channel_count_assert_is_dropped_when_whole_groups_go():
+    net, x = GroupStdNet().eval(), torch.randn(1, 3, 6, 6)
+    graph = gp.analyze(net, x)
+    groups, within = _factor_groups(graph)
+    plan = gp.plan(graph, 0.0, ratios={groups.id: 0.5})
+    pruned = gp.apply(net, plan)  # 8 channels: 8 % 4 != 0, the dense literal 4 would fail the assert
+    assert pruned.conv.out_channels == 6 and pruned.gp_graph_module
+    asserts = [n for n in pruned.graph.nodes if n.target is torch._assert]
+    conditions = [n.args[0] for n in asserts]
+    assert conditions.count(True) == 1  # the channel check went, the spatial one stays a live check
+    assert sum(isinstance(c, torch.fx.Node) for c in conditions) == 1
+    assert equivalence_error(net, pruned, plan, x) < 1e-5  # whole groups: the other groups' statistics are untouched
+    with pytest.raises(Exception, match="too small"):
+        pruned(torch.randn(1, 3, 1, 1))
+
+
+def test_channel_count_assert_kept_when_counts_do_not_change():
+    net, x = GroupStdNet().eval(), torch.randn(1, 3, 6, 6)
+    graph = gp.analyze(net, x)
+    groups, within = _factor_groups(graph)
+    pruned = gp.apply(net, gp.plan(graph, 0.0, ratios={within.id: 0.5}))  # 4 groups of 1: 4 % 4 == 0
+    assert pruned.conv.out_channels == 4
+    with torch.no_grad():
+        assert pruned(x).shape == net(x).shape
+    checks = [n.args[0] for n in pruned.graph.nodes if n.target is torch._assert]
+    assert len(checks) == 2 and all(isinstance(c, torch.fx.Node) for c in checks)  # 4 % 4 == 0 still holds
+
+
+class CachingAttention(nn.Module):
+    """ConViT-style: forward caches a tensor on the module behind python control flow."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.qk = nn.Linear(c, c)
+        self.rel = None
+
+    def forward(self, x):
+        if self.rel is None or self.rel.shape[0] != x.shape[1]:
+            self.rel = torch.arange(x.shape[1], dtype=x.dtype)
+        return self.qk(x) + self.rel[None, :, None]
+
+
+class CachingNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.attn, self.out = nn.Linear(4, 8), CachingAttention(), nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.attn(self.inp(x))))
+
+
+@pytest.mark.parametrize("leaf", [False, True], ids=["traced", "leaf"])
+def test_analysis_and_surgery_leave_no_fake_tensors_in_modules(leaf):
+    """Traced, the cache would receive an fx Proxy; as a leaf run on fake tensors, a FakeTensor."""
+    net, x = CachingNet().eval(), torch.randn(2, 5, 4)
+    graph = gp.analyze(net, x, leaf_modules=[CachingAttention] if leaf else ())
+    assert ("attn" in graph.traced.leaves) == leaf
+    assert net.attn.rel is None  # the user's module is as it was
+    pruned = gp.apply(net, gp.plan(graph, 0.5))
+    rel = pruned.get_submodule("attn").rel
+    assert rel is None or type(rel) is torch.Tensor
+    with torch.no_grad():
+        y = pruned(x)
+    assert type(y) is torch.Tensor and y.shape == net(x).shape
+
+
+class BlurNet(nn.Module):
+    """timm's BlurPool2d: a fixed depthwise filter applied with ``F.conv2d(..., groups=<literal>)``."""
+
+    def __init__(self, c=6):
+        super().__init__()
+        self.channels = c
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.register_buffer("filt", torch.tensor([1.0, 2.0, 1.0]).outer(torch.tensor([1.0, 2.0, 1.0])).div(16)
+                             .repeat(c, 1, 1, 1), persistent=False)
+        self.out = nn.Conv2d(c, 3, 1)
+
+    def forward(self, x):
+        x = F.pad(self.conv(x), [1, 1, 1, 1], mode="reflect")
+        return self.out(F.conv2d(x, self.filt, stride=2, groups=self.channels))
+
+
+def test_functional_depthwise_conv_literal_groups_follow_pruning():
+    pruned, plan = prune_and_check(BlurNet(), torch.randn(1, 3, 8, 8))
+    assert pruned.get_submodule("conv").out_channels == 3 and pruned.filt.shape[0] == 3
+    conv = next(n for n in pruned.graph.nodes if n.target is F.conv2d)
+    assert conv.kwargs["groups"] == 3

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .table import register
+from .table import register, replace_arg
 
 __all__ = ["couple_conv", "couple_linear"]
 
@@ -73,7 +73,16 @@ def conv_transpose(ctx) -> None:
     couple_conv(ctx, ctx.dims(ctx.tensor_args()[0]), ctx.out(), w, b, m.groups, transposed=True)
 
 
-@register(F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d)
+def _rewrite_conv_groups(node, R):
+    """``F.conv2d(x, w, groups=64)``: a literal group count follows the groups removed (BlurPool's depthwise blur)."""
+    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
+    atom = R.aux(node).get("groups")
+    if atom is None or not isinstance(groups, int) or R.atom_size(atom) == groups:
+        return None
+    return replace_arg(node, 6, "groups", R.atom_size(atom))
+
+
+@register(F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d, rewrite=_rewrite_conv_groups)
 def conv_functional(ctx) -> None:
     x, w = ctx.arg(0, "input"), ctx.arg(1, "weight")
     b = ctx.arg(2, "bias")

@@ -17,10 +17,11 @@ import math
 import operator
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from .table import register
+from .table import register, replace_arg
 
 __all__ = ["reshape"]
 
@@ -348,17 +349,46 @@ def permute(ctx) -> None:
 # --------------------------------------------------------------------------- expand / repeat
 
 
+def _size_sources(ctx, n_out: int) -> list:
+    """For each output dim of ``expand``: the (tensor, dim) whose size it reads, or None for a literal.
+
+    ``x.expand(y.shape)`` and ``x.expand(b, y.size(1), h, w)`` follow ``y``: after pruning the
+    requested size is read again at run time, so the dim can be coupled to ``y``'s instead of fixed.
+    """
+    sizes = list(ctx.node.args[1:]) or list(ctx.node.kwargs.get("size", ()))
+    if len(sizes) == 1 and isinstance(sizes[0], (list, tuple, fx.Node)):
+        whole = sizes[0]
+        if isinstance(whole, fx.Node):
+            read = _size_read(whole)
+            if read is None or read[1] is not None:
+                return [None] * n_out
+            return [(read[0], d) for d in range(n_out)]
+        sizes = list(whole)
+    out = []
+    for s in sizes:
+        read = _size_read(s) if isinstance(s, fx.Node) else None
+        out.append(read if read is not None and read[1] is not None else None)
+    return out if len(out) == n_out else [None] * n_out
+
+
 @register("expand")
 def expand(ctx) -> None:
     x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
     off = len(out) - len(x)
-    for i, a in enumerate(x):
-        if ctx.size(a) == ctx.size(out[off + i]):
-            ctx.unify(a, out[off + i])
+    sources = _size_sources(ctx, len(out))
+    for j, o in enumerate(out):
+        src = sources[j]
+        i = j - off
+        if i >= 0 and ctx.size(x[i]) == ctx.size(o):
+            ctx.unify(x[i], o)
+            continue
+        if i >= 0:
+            ctx.free(x[i])
+        ydims = ctx.dims(src[0]) if src is not None else None
+        if ydims is not None and ctx.size(ydims[src[1]]) == ctx.size(o):
+            ctx.unify(o, ydims[src[1]])
         else:
-            ctx.free(a)
-            ctx.block([out[off + i]], "a dimension expanded to a fixed size")
-    ctx.block(out[:off], "a dimension added by expand")
+            ctx.block([o], "a dimension expanded to a fixed size" if i >= 0 else "a dimension added by expand")
 
 
 @register("repeat", torch.tile, "tile")
@@ -478,3 +508,77 @@ def read_attribute(ctx) -> None:
     for arg in ctx.tensor_args():
         ctx.free(*ctx.dims(arg))
     ctx.block(ctx.all_out_dims(), f"a tensor attribute {attr!r} of unknown structure")
+
+
+# --------------------------------------------------------------------------- checks on sizes
+
+
+class _NotSizes(Exception):
+    """The value depends on something other than sizes (a tensor's contents)."""
+
+
+def _new_size_value(value, R, memo: dict):
+    """``value`` re-computed with the plan's new sizes: the python arithmetic on ``x.shape``/``x.size(d)``.
+
+    Raises :class:`_NotSizes` when it depends on anything but sizes and constants.
+    """
+    def ev(n: fx.Node):
+        if n in memo:
+            return memo[n]
+        read = _size_read(n)
+        if read is not None:
+            x, d = read
+            dims = R.graph.node_dims.get(x.name) if isinstance(x, fx.Node) else None
+            if not dims or not all(isinstance(a, int) for a in dims):
+                raise _NotSizes(n.name)
+            shape = tuple(R.size(x, k) for k in range(R.ndim(x)))
+            out = shape if d is None else shape[d]
+        elif n.op == "call_function" and n.target in _SIZE_ARITHMETIC:
+            args, kwargs = fx.node.map_arg((n.args, n.kwargs), ev)
+            out = n.target(*args, **kwargs)
+        else:
+            raise _NotSizes(n.name)
+        memo[n] = out
+        return out
+
+    return fx.node.map_arg(value, ev)
+
+
+_SIZE_ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv, operator.mod,
+                    operator.pow, operator.neg, operator.eq, operator.ne, operator.lt, operator.le, operator.gt,
+                    operator.ge, operator.and_, operator.or_, operator.not_, operator.getitem, len, min, max}
+
+
+def _size_read(n: fx.Node):
+    """``(tensor node, dim or None for all dims)`` when ``n`` reads a tensor's size, else None."""
+    if n.op == "call_method" and n.target == "size" and n.args:
+        d = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+        return (n.args[0], d) if isinstance(d, int) or d is None else None
+    if n.op == "call_function" and n.target is getattr and n.args[1] == "shape":
+        return n.args[0], None
+    if n.op == "call_function" and n.target is operator.getitem and isinstance(n.args[0], fx.Node) \
+            and isinstance(n.args[1], int):
+        inner = _size_read(n.args[0])
+        if inner is not None and inner[1] is None:
+            return inner[0], n.args[1]
+    return None
+
+
+def _rewrite_size_check(node, R):
+    """A size check that fails with the new channel counts is dropped (EvoNorm's ``_assert(C % 32 == 0)``
+    once whole groups were removed: the literal 32 describes the dense network).
+
+    Surgery's ensures step re-checks every shape of the pruned graph against the plan instead. Checks
+    that still hold, checks on batch or spatial sizes and checks on tensor contents stay.
+    """
+    cond = node.args[0] if node.args else node.kwargs.get("condition")
+    try:
+        holds = bool(_new_size_value(cond, R, {}))
+    except Exception:  # noqa: BLE001 - not pure size arithmetic (_NotSizes) or not evaluable: keep the check
+        return None
+    return None if holds else replace_arg(node, 0, "condition", True)
+
+
+@register(torch._assert, rewrite=_rewrite_size_check, sizes=True)
+def size_check(ctx) -> None:
+    """``torch._assert`` holds no tensor: nothing to couple (its rewrite does the work)."""

@@ -18,7 +18,8 @@ A :class:`Rule` has up to three parts, each a small function documented once her
 ``rewrite(node, new_size)``
     For functions and methods whose arguments hold channel counts (``view(b, 64, h, w)``,
     ``split(x, [32, 32])``): returns new ``(args, kwargs)`` given ``new_size(node_or_arg, dim)``,
-    or None when nothing changes.
+    or None when nothing changes. Rules registered with ``sizes=True`` also see nodes that hold no
+    tensor (``torch._assert`` on size arithmetic).
 ``resize(module, new_size_of_atom, aux)``
     For modules: updates attributes after their parameters were sliced (``in_channels``,
     ``groups``, ``num_features``, ``normalized_shape``, ``num_heads``).
@@ -44,16 +45,17 @@ class Rule:
     resize: Callable | None = None
     params: tuple[str, ...] = ()  # parameters/buffers of a module the rule slices
     name: str = ""
+    sizes: bool = False  # rewrite also nodes that hold no tensor (checks on size arithmetic)
 
 
 RULES: dict[Any, Rule] = {}
 
 
-def register(*targets, rewrite=None, resize=None, params=(), name=""):
+def register(*targets, rewrite=None, resize=None, params=(), name="", sizes=False):
     """Decorator: register ``couple`` for every target in ``targets``."""
 
     def deco(couple):
-        rule = Rule(couple, rewrite, resize, tuple(params), name or couple.__name__)
+        rule = Rule(couple, rewrite, resize, tuple(params), name or couple.__name__, sizes)
         for t in dict.fromkeys(targets):  # aliases such as F.conv2d is torch.conv2d count once
             if t in RULES:
                 raise ValueError(f"duplicate op rule for {target_name(t)}")
