@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import inspect
 import math
 import sys
 from dataclasses import dataclass, field
@@ -183,7 +184,25 @@ def _split_leaf_spec(leaf_modules) -> tuple[tuple[type, ...], list[str]]:
     return tuple(types), globs
 
 
-def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64) -> tuple[fx.GraphModule, dict]:
+def _specialized_args(model: nn.Module, n_inputs: int) -> dict[str, Any]:
+    """Forward parameters the example inputs leave at their defaults, traced as those constants.
+
+    Traced as free placeholders, ``mask=None`` would be a Proxy and ``if mask is not None`` would take
+    the branch the model never takes (timm's Hiera); fx guards each specialized value with an assert.
+    """
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    named = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params[:n_inputs + 1]):
+        return {}
+    return {p.name: p.default for p in params[n_inputs:]
+            if p.kind in named and p.default is not inspect.Parameter.empty}
+
+
+def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64,
+                 n_inputs: int = 1) -> tuple[fx.GraphModule, dict]:
     user_types, user_globs = _split_leaf_spec(leaf_modules)
     timm_types, timm_funcs = _timm_notrace()
     leaves: dict[str, str] = {}
@@ -197,7 +216,7 @@ def _trace_graph(model: nn.Module, leaf_modules=(), max_fallbacks: int = 64) -> 
     for _ in range(max_fallbacks + 1):
         tracer = _PolicyTracer(user_types, auto, user_globs, timm_funcs, tuple(timm_types))
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=_specialized_args(model, n_inputs) or None)
         except Exception as exc:  # noqa: BLE001 - any tracing failure triggers the fallback
             failing = tracer.gp_stack[-1] if tracer.gp_stack else ""
             if not failing or failing in auto:
@@ -423,7 +442,7 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=()) -> Traced:
     model.eval()
     try:
         with module_state_restored(model):
-            gm, leaves, constants = _trace_graph(model, leaf_modules)
+            gm, leaves, constants = _trace_graph(model, leaf_modules, n_inputs=len(inputs))
         source = _propagate(gm, inputs)
     finally:
         model.train(was_training)

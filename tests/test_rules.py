@@ -550,3 +550,25 @@ def test_functional_depthwise_conv_literal_groups_follow_pruning():
     assert pruned.get_submodule("conv").out_channels == 3 and pruned.filt.shape[0] == 3
     conv = next(n for n in pruned.graph.nodes if n.target is F.conv2d)
     assert conv.kwargs["groups"] == 3
+
+
+class OptionalMaskNet(nn.Module):
+    """timm's Hiera: ``forward(x, mask=None)``; traced as a free placeholder the mask branch would be taken."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 3, 1)
+
+    def forward(self, x, mask=None, scale: float = 1.0):
+        y = self.a(x)
+        if mask is not None:
+            y = y * mask.view(1, -1, 1, 1)
+        return self.b(y) * scale
+
+
+def test_optional_forward_arguments_are_traced_at_their_defaults():
+    net, x = OptionalMaskNet().eval(), torch.randn(1, 3, 4, 4)
+    pruned, _ = prune_and_check(net, x)
+    assert pruned.a.out_channels == 4
+    with torch.no_grad():
+        assert torch.allclose(pruned(x, None, 1.0), pruned(x))

@@ -1,7 +1,8 @@
 """torchvision and timm models: prune at 0.5, shape kept, params drop, zero-then-prune holds, save/load.
 
 A small fixed set covering the coupling patterns that break other tools: channel shuffle
-(shufflenet), squeeze-excitation and depthwise convs (mobilenet, efficientnet, regnet), LayerNorm2d
+(shufflenet), BlurPool's functional depthwise conv, EvoNorm's size asserts, ConViT's cached tensors,
+squeeze-excitation and depthwise convs (mobilenet, efficientnet, regnet), LayerNorm2d
 and layer scale (convnext), window attention (swin), attention heads (timm ViT) and
 nn.MultiheadAttention (torchvision ViT, deliberately blocked). The full benchmark is
 ``bench/prunability.py``.
@@ -18,7 +19,7 @@ from graphprune.verify import equivalence_error
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
 
-MIXING = ("LayerNorm", "GroupNorm", "RmsNorm", "SimpleNorm", "StdConv")  # pruning changes values, not only shapes
+MIXING = ("LayerNorm", "GroupNorm", "RmsNorm", "SimpleNorm", "StdConv", "EvoNorm")  # pruning changes values, not only shapes
 
 
 def _build(lib, name):
@@ -61,9 +62,12 @@ def check(lib, name, size, tmp_path):
 
 FAST = [("tv", "resnet18", 64), ("tv", "mobilenet_v3_small", 64), ("tv", "shufflenet_v2_x0_5", 64),
         ("tv", "regnet_x_400mf", 64), ("tv", "efficientnet_b0", 64),
-        ("timm", "resnet10t", 64), ("timm", "mobilenetv3_small_050", 64), ("timm", "convnext_atto", 64)]
+        ("timm", "resnet10t", 64), ("timm", "mobilenetv3_small_050", 64), ("timm", "convnext_atto", 64),
+        ("timm", "efficientnet_blur_b0", 64)]  # BlurPool: F.conv2d with a literal depthwise group count
 SLOW = [("tv", "convnext_tiny", 64), ("tv", "swin_t", 224), ("tv", "vit_b_16", 224),
-        ("timm", "vit_tiny_patch16_224", 224)]
+        ("timm", "vit_tiny_patch16_224", 224),
+        ("timm", "ese_vovnet39b_evos", 64),  # EvoNorm: a channel-count assert, group reshape, expand to a shape
+        ("timm", "convit_tiny", 224)]  # GPSA caches a tensor on the module in forward
 
 
 @pytest.mark.parametrize("lib,name,size", FAST, ids=[f"{lib}-{n}" for lib, n, _ in FAST])
