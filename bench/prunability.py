@@ -23,7 +23,8 @@ kill); a model whose dense build or forward fails is reported as "skip", not cou
 downloaded: random weights only (``pretrained=False`` / ``weights=None``).
 
 Inputs: torchvision 1x3x64x64 (inception_v3 1x3x96x96; ViT, Swin and MaxViT 1x3x224x224); timm the model's
-default input size when it is fixed (ViT-like), else 1x3x128x128 (``--timm-size``); SR 1x3x24x24.
+default input size when it is fixed (ViT-like), else 1x3x128x128 (``--timm-size``), or the default size
+when the model does not run at 128 (HaloNet); SR 1x3x24x24.
 timm sample: every k-th name of ``sorted(timm.list_models())`` (k = ceil(N / limit)), models above
 ``--max-params`` skipped. ``--shard i/n`` takes every n-th model of the selection from offset i.
 
@@ -187,8 +188,16 @@ def _worker(spec: dict) -> None:
         if params > spec["max_params"]:
             return _emit(skip=f"{params / 1e6:.0f} M params > --max-params")
         stage = "dense forward"
-        with torch.no_grad():
-            y = _first_tensor(model(x))
+        try:
+            with torch.no_grad():
+                y = _first_tensor(model(x))
+        except Exception:  # noqa: BLE001 - some nets need their default size (HaloNet's blocks): retry at it
+            default = tuple(model.pretrained_cfg.get("input_size", ())) if spec["suite"] == "timm" else ()
+            if not default or tuple(x.shape[1:]) == default:
+                raise
+            x = torch.randn(1, *default)
+            with torch.no_grad():
+                y = _first_tensor(model(x))
         _emit(input=list(x.shape), params=params, out_shape=list(y.shape))
     except Exception as exc:  # noqa: BLE001 - not counted: the model itself does not run here
         return _emit(skip=f"{stage}: {_one_line(exc)}")
@@ -420,10 +429,32 @@ def report(rows: list[dict], tp_on: bool) -> str:
         if tp_on and not t.get("ok") and "skip" not in t:
             failures.append(f"- {r['model']}, Torch-Pruning: {t.get('error') or t.get('reason')}")
     out = [_common.markdown_table(headers, table)]
+    if len(rows) >= 100 and rows[0].get("suite") == "timm":
+        out += ["", family_table(rows, tp_on)]
     if failures:
         out += ["", "Failures and skips:", *failures]
     out += ["", summary(rows, tp_on)]
     return "\n".join(out)
+
+
+def family_table(rows: list[dict], tp_on: bool) -> str:
+    """Success per timm model module (architecture family): where the failures concentrate."""
+    try:
+        from timm.models._registry import _model_to_module as module_of
+    except ImportError:
+        module_of = {}
+    fams: dict[str, list[int]] = {}
+    for r in rows:
+        f = fams.setdefault(module_of.get(r["model"], r["model"].split("_")[0]), [0, 0, 0, 0])
+        if "skip" in r["gp"]:
+            f[3] += 1
+            continue
+        f[0] += 1
+        f[1] += bool(r["gp"].get("ok"))
+        f[2] += bool((r.get("tp") or {}).get("ok"))
+    headers = ["family (timm module)", "models run", "graphprune ok", *(["Torch-Pruning ok"] if tp_on else []), "skipped"]
+    table = [[k, v[0], v[1], *([v[2]] if tp_on else []), v[3]] for k, v in sorted(fams.items())]
+    return _common.markdown_table(headers, table)
 
 
 def summary(rows: list[dict], tp_on: bool) -> str:

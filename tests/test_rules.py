@@ -246,6 +246,35 @@ def test_attention_heads_and_head_dim_are_groups():
     assert out.shape == (2, 7, 12)
 
 
+class FusedAttention(nn.Module):
+    """timm's fused path: ``F.scaled_dot_product_attention`` without ``scale`` (1/sqrt of the head dim)."""
+
+    def __init__(self, dim=12, heads=3, inner=16):
+        super().__init__()
+        self.heads = heads
+        self.qk = nn.Linear(dim, 2 * inner)
+        self.v = nn.Linear(dim, inner)
+        self.proj = nn.Linear(inner, dim)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k = self.qk(x).reshape(b, n, 2, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        v = self.v(x).reshape(b, n, self.heads, -1).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, n, -1))
+
+
+def test_pruned_head_dim_keeps_the_dense_attention_scale():
+    net, x = FusedAttention(inner=24), torch.randn(2, 5, 12)
+    graph = gp.analyze(net, x)
+    head_dim = next(gr for gr, _ in member(graph, "qk") if gr.prunable and gr.size == 8)
+    plan = gp.plan(graph, 0.0, ratios={head_dim.id: 0.5})
+    pruned = gp.apply(net.eval(), plan)
+    assert equivalence_error(net, pruned, plan, x) < 1e-5  # not a sharper softmax
+    sdpa = next(n for n in pruned.graph.nodes if n.target is F.scaled_dot_product_attention)
+    assert sdpa.kwargs["scale"] == pytest.approx(8 ** -0.5)
+
+
 # ----------------------------------------------------------------------------- unknown ops
 class Mystery(nn.Module):
     """A leaf with parameters and no rule."""
@@ -572,3 +601,14 @@ def test_optional_forward_arguments_are_traced_at_their_defaults():
     assert pruned.a.out_channels == 4
     with torch.no_grad():
         assert torch.allclose(pruned(x, None, 1.0), pruned(x))
+
+
+def test_equivalence_reference_ignores_removed_channels_at_consumers():
+    """sigmoid(0) = 0.5: zeroing producers alone would leave the removed channels alive downstream."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Sigmoid(), nn.Conv2d(8, 3, 1)).eval()
+    x = torch.randn(1, 3, 4, 4)
+    pruned, plan = prune_and_check(net, x)  # exact: the reference is the dense net without those channels
+    assert pruned[2].in_channels == 4
+    z = gp.verify.zeroed_copy(net, plan)
+    removed = list(plan.removed.values())[0]
+    assert z[2].weight[:, removed].abs().sum() == 0 and z[0].weight[removed].abs().sum() == 0

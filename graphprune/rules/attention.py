@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .table import register
+from .table import register, replace_arg
 
 __all__ = []
 
@@ -45,7 +45,19 @@ def matmul(ctx) -> None:
     _broadcast_batch(ctx, [a[:-2], b[:-2]], out[:-2])
 
 
-@register(F.scaled_dot_product_attention)
+def _rewrite_sdpa_scale(node, R):
+    """Keep the dense softmax temperature: without ``scale``, SDPA uses ``1/sqrt(q.size(-1))`` read at
+    run time, so a pruned head dimension would silently sharpen every attention map (timm's fused
+    attention). The pruned call gets the dense value explicitly.
+    """
+    q = node.args[0] if node.args else node.kwargs["query"]
+    scale = node.args[6] if len(node.args) > 6 else node.kwargs.get("scale")
+    if scale is not None or R.size(q, -1) == R.old_size(q, -1):
+        return None
+    return replace_arg(node, 6, "scale", R.old_size(q, -1) ** -0.5)
+
+
+@register(F.scaled_dot_product_attention, rewrite=_rewrite_sdpa_scale)
 def sdpa(ctx) -> None:
     q, k, v = (ctx.dims(ctx.arg(i, n)) for i, n in ((0, "query"), (1, "key"), (2, "value")))
     out = ctx.out()
