@@ -90,21 +90,39 @@ class SizeOracle:
 
 
 # ------------------------------------------------------------------------------------ call
-def _slice_state(model: nn.Module, plan: Plan) -> None:
+def _removed_by_tensor(plan: Plan) -> dict[tuple[str, str], dict[int, tuple[int, ...]]]:
     by_tensor: dict[tuple[str, str], dict[int, tuple[int, ...]]] = {}
     for e in plan.entries():
         by_tensor.setdefault((e.module, e.param), {})[e.dim] = e.indices
-    for (mname, pname), dims in by_tensor.items():
+    return by_tensor
+
+
+def _kept(t: torch.Tensor, dims: dict[int, tuple[int, ...]]) -> torch.Tensor:
+    new = t.detach()
+    for dim, removed in dims.items():
+        keep = np.setdiff1d(np.arange(new.shape[dim]), np.asarray(removed, dtype=np.int64))
+        new = new.index_select(dim, torch.as_tensor(keep, device=new.device))
+    return new.clone()
+
+
+def _slice_state(model: nn.Module, plan: Plan) -> dict[str, torch.Tensor]:
+    """Slice parameters and buffers in place; returns the trace's tensor constants, sliced where the plan says.
+
+    A constant fx captured while tracing (a rotary table computed in forward, say) is no attribute of
+    the model: it is sliced here and lives on in the rewritten graph module.
+    """
+    constants = dict(plan.graph.traced.constants)
+    for (mname, pname), dims in _removed_by_tensor(plan).items():
+        if not mname and pname in constants:
+            constants[pname] = _kept(constants[pname], dims)
+            continue
         module = model.get_submodule(mname)
         old = getattr(module, pname)
-        new = old.detach()
-        for dim, removed in dims.items():
-            keep = np.setdiff1d(np.arange(new.shape[dim]), np.asarray(removed, dtype=np.int64))
-            new = new.index_select(dim, torch.as_tensor(keep, device=new.device))
         if isinstance(old, nn.Parameter):
-            setattr(module, pname, nn.Parameter(new.clone(), requires_grad=old.requires_grad))
+            setattr(module, pname, nn.Parameter(_kept(old, dims), requires_grad=old.requires_grad))
         else:
-            module._buffers[pname] = new.clone()
+            module._buffers[pname] = _kept(old, dims)
+    return constants
 
 
 def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle) -> None:
@@ -206,14 +224,16 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
             raise ValueError(f"plan removes channels of group {gid}, which is blocked: {plan.graph.groups[gid].reason}")
     pruned = model if inplace else copy.deepcopy(model)
     oracle = SizeOracle(plan)
-    _slice_state(pruned, plan)
+    constants = _slice_state(pruned, plan)
+    sliced_constants = [k for k, v in constants.items() if v is not plan.graph.traced.constants[k]]
     _resize_modules(pruned, plan, oracle)
     device = next((p.device for p in pruned.parameters()), torch.device("cpu"))
     inputs = _example_inputs(plan, device)
     for strict in (False, True):  # strict: also replace run-time size arguments of channel dims
         oracle.strict = strict
         graph, changed = _rewrite_graph(plan.graph.traced.gm.graph, plan, oracle)
-        gm = _graph_module(pruned, graph, plan.graph.traced.constants, type(model).__name__)
+        changed += sliced_constants  # the user's forward would recompute them at the dense size
+        gm = _graph_module(pruned, graph, constants, type(model).__name__)
         gm.eval()  # shapes were propagated in eval mode (batch norm on a batch of one, dropout)
         bad = _check_shapes(gm, plan, oracle, inputs)
         if not bad:

@@ -251,15 +251,30 @@ def _shape_args(node):
     return list(shape), lambda new: ((node.args[0], tuple(new)), {})
 
 
+def _new_size_arg(node, d: int, arg, R):
+    """The argument to put for output dim ``d`` of a shape-taking op, or ``arg`` itself when it stays.
+
+    A literal follows a channel count the plan changes. A run-time size (``C // heads``) stays when,
+    recomputed with the new sizes, it still gives the planned size (so batch and spatial arguments
+    keep following the input); when it reads another tensor's channels that were pruned differently
+    (VOLO: ``C`` of the residual stream sizing the unfolded values), the planned size replaces it.
+    """
+    if arg == -1:
+        return arg
+    planned = R.size(node, d)
+    if not isinstance(arg, fx.Node):
+        return planned if planned != R.old_size(node, d) else arg
+    try:
+        follows = _new_size_value(arg, R, {}) == planned
+    except Exception:  # noqa: BLE001 - not pure size arithmetic: the strict pass fixes channel dims
+        follows = not (R.strict and R.static(node, d))
+    return arg if follows else planned
+
+
 def _rewrite_reshape(node, R):
     """New sizes for the channel-holding dims; batch and spatial arguments stay as they were."""
     shape, put = _shape_args(node)
-    new = list(shape)
-    for d, arg in enumerate(shape):
-        if R.static(node, d) and arg != -1:
-            size = R.size(node, d)
-            if size != R.old_size(node, d) or (R.strict and not isinstance(arg, int)):
-                new[d] = size
+    new = [_new_size_arg(node, d, arg, R) for d, arg in enumerate(shape)]
     return None if new == shape else put(new)
 
 
@@ -269,11 +284,7 @@ def _rewrite_unflatten(node, R):
     dim = node.args[1] if len(node.args) > 1 else node.kwargs["dim"]
     sizes = list(node.args[2] if len(node.args) > 2 else node.kwargs["sizes"])
     start = dim + R.ndim(x) if dim < 0 else dim
-    new = list(sizes)
-    for k, arg in enumerate(sizes):
-        d = start + k
-        if R.static(node, d) and arg != -1 and (R.size(node, d) != R.old_size(node, d) or R.strict):
-            new[k] = R.size(node, d)
+    new = [_new_size_arg(node, start + k, arg, R) for k, arg in enumerate(sizes)]
     if new == sizes:
         return None
     return (x, dim, tuple(new)), {}
