@@ -521,7 +521,7 @@ def read_attribute(ctx) -> None:
     ctx.block(ctx.all_out_dims(), f"a tensor attribute {attr!r} of unknown structure")
 
 
-# --------------------------------------------------------------------------- checks on sizes
+# --------------------------------------------------------------------------- size arithmetic: recomputed with the new sizes, and checks on it
 
 
 class _NotSizes(Exception):
