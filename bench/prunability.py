@@ -6,7 +6,8 @@ graphprune
     plain ``torch.fx.symbolic_trace`` (traceability without help) → ``graphprune.analyze`` (timed; fx with
     the leaf policy, timm's no-trace leaves, automatic leaf fallback) → ``plan(ratio)`` → ``apply`` →
     forward. **Success** = no exception, the forward runs, the output shape equals the dense one, at
-    least one group is prunable and every prunable group lost its share (``n_removed(ratio, size)``).
+    least one group is prunable and every prunable group lost its share (``n_removed(ratio_for(group, ratio), size)``:
+    the ratio of its channel space, shared by the factors of a product space such as heads × head dim).
     Also recorded: the fraction of channels that sit in prunable groups (coverage) and the fraction
     removed, the zero-then-prune equivalence (skipped for nets with LayerNorm/GroupNorm-like layers,
     which mix channels), params and fvcore flops before/after (``graphprune.count``), and a
@@ -229,7 +230,7 @@ def _gp(model, x, y, spec, box) -> None:
     import torch.fx as fx
 
     import graphprune as gp
-    from graphprune.plan import n_removed
+    from graphprune.plan import n_removed, ratio_for
     from graphprune.verify import equivalence_error
 
     box["stage"] = "plain fx"
@@ -253,7 +254,7 @@ def _gp(model, x, y, spec, box) -> None:
     box["stage"] = "pruned forward"
     with torch.no_grad():
         yp = _first_tensor(pruned(x))
-    short = [g.id for g in prunable if plan.kept(g.id) != g.size - n_removed(spec["ratio"], g.size)]
+    short = [g.id for g in prunable if plan.kept(g.id) != g.size - n_removed(ratio_for(g, spec["ratio"], None), g.size)]
     removed = sum(len(v) for v in plan.removed.values()) / max(sum(g.size for g in prunable), 1)
     ok_shape = list(yp.shape) == list(y.shape)
     reason = ("output shape changed" if not ok_shape else "nothing prunable" if not prunable

@@ -280,6 +280,28 @@ class Atoms:
                 result.append((leaf, rows.reshape(rows.shape[0], -1)))
         return result
 
+    def factor_sets(self) -> list[set[int]]:
+        """Leaves that are row-major factors of one product space (heads × head dim, groups × width).
+
+        Nested products are flattened; a concatenation inside a product is a factor of its own and
+        is not entered. Only products of two or more leaves are listed.
+        """
+        out = []
+        for root, d in self._defn.items():
+            if d.kind != "prod" or self.find(root) != root:
+                continue
+            leaves, stack = set(), list(d.parts)
+            while stack:
+                p = self.find(stack.pop())
+                sub = self._defn.get(p)
+                if sub is None:
+                    leaves.add(p)
+                elif sub.kind == "prod":
+                    stack.extend(sub.parts)
+            if len(leaves) > 1:
+                out.append(leaves)
+        return out
+
     def leaf_blocked_reason(self, leaf: int, via: int) -> str | None:
         """Why ``leaf`` is blocked, considering every blocked ancestor on the path from ``via``."""
         return self._blocked_ancestors(self.find(via)).get(self.find(leaf))

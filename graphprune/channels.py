@@ -459,6 +459,17 @@ def _collect_groups(b: _Builder, model: nn.Module, ignore: tuple[str, ...]):
         groups.append(Group(id=len(groups), size=b.atoms.size(leaf), prunable=not reason,
                             reason=reason or "", members=mems))
         leaves.append(leaf)
+    # a group that is a whole parameter dim somewhere (a producer's filters) takes the ratio as is;
+    # one that only ever appears as a factor (heads, head dim, per-group width) shares it
+    prunable = {leaf for g, leaf in zip(groups, leaves)
+                if g.prunable and all(m.index_map.shape[1] > 1 for m in g.members)}
+    factors: dict[int, int] = {}
+    for space in b.atoms.factor_sets():
+        shared = space & prunable
+        for leaf in shared:
+            factors[leaf] = max(factors.get(leaf, 1), len(shared))
+    for g, leaf in zip(groups, leaves):
+        g.factors = factors.get(leaf, 1)
     return groups, leaves
 
 

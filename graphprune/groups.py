@@ -70,6 +70,11 @@ class Group:
     reason : str
         Why the group is not prunable (names the op or module); empty when prunable.
     members : list of Member
+    factors : int
+        How many prunable groups (this one included) are row-major factors of one channel space,
+        e.g. 2 for attention heads × head dim or groups × per-group width; 1 otherwise, and 1 for
+        a group that is a whole parameter dim anywhere (a producer's filters). A ratio applies to
+        the space, so each factor loses ``1 − (1 − ratio)^(1/factors)`` (:func:`plan.ratio_for`).
     """
 
     id: int
@@ -77,6 +82,7 @@ class Group:
     prunable: bool
     reason: str = ""
     members: list[Member] = field(default_factory=list)
+    factors: int = 1
 
     @property
     def producers(self) -> list[Member]:

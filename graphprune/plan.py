@@ -85,15 +85,21 @@ class Plan:
 
 
 def ratio_for(group, ratio: float, ratios: Mapping | None) -> float:
-    """A per-group override by group id, or by a glob matching any producer module name."""
-    if not ratios:
-        return ratio
-    if group.id in ratios:
+    """The fraction ``group`` loses: a per-group override by id as given, else the ratio of its channel space.
+
+    ``ratio`` (or an override by a glob matching a producer module name) is the fraction of a channel
+    *space* to remove. When the space is the product of ``group.factors`` prunable groups (attention
+    heads × head dim, groups × per-group width), each factor loses ``1 − (1 − ratio)^(1/factors)``, so
+    that the space loses ``ratio`` rather than ``1 − (1 − ratio)^factors`` (0.75 of a ViT's q/k/v width at 0.5).
+    """
+    if ratios and group.id in ratios:
         return ratios[group.id]
-    for key, r in ratios.items():
+    for key, r in (ratios or {}).items():
         if isinstance(key, str) and any(fnmatch.fnmatchcase(m, key) for m in group.modules("out")):
-            return r
-    return ratio
+            ratio = r
+            break
+    k = getattr(group, "factors", 1)
+    return ratio if k <= 1 else 1.0 - (1.0 - ratio) ** (1.0 / k)
 
 
 def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1", round_to: int = 1,
@@ -104,7 +110,8 @@ def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1",
     ----------
     graph : ChannelGraph
     ratio : float
-        Fraction to remove from each prunable group (see :func:`n_removed`).
+        Fraction to remove from each prunable channel space (see :func:`ratio_for` for spaces that
+        factor into several groups, and :func:`n_removed` for the rounding).
     criterion : "l1", "l2", "random" or callable ``f(model, group) -> scores``
     round_to : int
         Keep a multiple of this many channels (hardware-friendly widths).

@@ -1,11 +1,11 @@
 """Every zoo model at every scale: prune at 0.5, output shape kept, params drop, zero-then-prune holds."""
-import math
 
 import pytest
 import torch
 
 import graphprune as gp
 import sr_models
+from graphprune.plan import n_removed, ratio_for
 from graphprune.verify import equivalence_error
 
 # Reduced depth keeps the suite fast; the coupling structure per block is the same as at full size.
@@ -35,7 +35,7 @@ def test_prune_half(name):
     if not name.startswith(CHANNEL_MIXING_NORMS):
         assert equivalence_error(model, pruned, plan, x) <= 1e-4
     for g in plan.graph.prunable_groups:  # every prunable group lost its share
-        assert plan.kept(g.id) == g.size - min(math.ceil(0.5 * g.size), g.size - 1)
+        assert plan.kept(g.id) == g.size - n_removed(ratio_for(g, 0.5, None), g.size)
 
 
 def residual_group(graph):

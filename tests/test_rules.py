@@ -664,3 +664,18 @@ def test_trace_constants_in_a_pruned_group_are_sliced():
     kept = [i for i in range(8) if i not in list(plan.removed.values())[0]]
     assert torch.equal(pruned._tensor_constant0, torch.tensor(net.periods)[kept])
     assert not hasattr(net, "_tensor_constant0")
+
+
+def test_ratio_applies_to_a_channel_space_shared_by_its_factors():
+    """heads × head dim: each factor loses 1 - sqrt(1 - r), so the q/k/v width loses about r, not 1 - (1 - r)^2."""
+    net, x = FusedAttention(inner=24), torch.randn(2, 5, 12)
+    graph = gp.analyze(net, x)
+    heads, head_dim = (next(gr for gr, _ in member(graph, "v") if gr.prunable and gr.size == n) for n in (3, 8))
+    assert heads.factors == head_dim.factors == 2
+    pruned = gp.apply(net, gp.plan(graph, 0.5))
+    assert pruned.get_submodule("v").out_features == 2 * 5  # ceil(0.29 * 3) = 1 head and ceil(0.29 * 8) = 3 widths go
+    explicit = gp.apply(net, gp.plan(graph, 0.0, ratios={heads.id: 0.5, head_dim.id: 0.5}))
+    assert explicit.get_submodule("v").out_features == 1 * 4  # a ratio given per group id is taken as is
+    depthwise = gp.analyze(SeparableNet(groups=8), torch.randn(1, 3, 6, 6))
+    (pw1, _), = member(depthwise, "pw1")
+    assert pw1.factors == 1  # whole filters of pw1: the ratio applies unchanged
