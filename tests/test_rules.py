@@ -679,3 +679,21 @@ def test_ratio_applies_to_a_channel_space_shared_by_its_factors():
     depthwise = gp.analyze(SeparableNet(groups=8), torch.randn(1, 3, 6, 6))
     (pw1, _), = member(depthwise, "pw1")
     assert pw1.factors == 1  # whole filters of pw1: the ratio applies unchanged
+
+
+class ReshapeToShapeOf(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(y.flatten(2).reshape(y.shape) + y.flatten(1).view(y.size()))
+
+
+def test_reshape_to_another_tensors_whole_shape_follows_it():
+    net, x = ReshapeToShapeOf().eval(), torch.randn(2, 3, 4, 5)
+    pruned, _ = prune_and_check(net, x)
+    assert type(pruned) is ReshapeToShapeOf  # nothing to rewrite
+    with torch.no_grad():
+        assert pruned(torch.randn(1, 3, 6, 7)).shape == (1, 3, 6, 7)

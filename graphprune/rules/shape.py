@@ -274,8 +274,21 @@ def _new_size_arg(node, d: int, arg, R):
 def _rewrite_reshape(node, R):
     """New sizes for the channel-holding dims; batch and spatial arguments stay as they were."""
     shape, put = _shape_args(node)
+    if len(shape) == 1 and isinstance(shape[0], fx.Node) and R.ndim(node) != 1:
+        return _rewrite_whole_shape(node, shape[0], R)
     new = [_new_size_arg(node, d, arg, R) for d, arg in enumerate(shape)]
     return None if new == shape else put(new)
+
+
+def _rewrite_whole_shape(node, shape: fx.Node, R):
+    """``y.reshape(x.shape)``: kept while ``x``'s new shape is the planned one, else the planned sizes."""
+    planned = tuple(R.size(node, d) for d in range(R.ndim(node)))
+    try:
+        if tuple(_new_size_value(shape, R, {})) == planned:
+            return None
+    except Exception:  # noqa: BLE001 - not pure size arithmetic: leave it to the shape check
+        return None
+    return (node.args[0], planned), {}
 
 
 def _rewrite_unflatten(node, R):
