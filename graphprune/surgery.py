@@ -137,11 +137,11 @@ def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle) -> None:
             rule.resize(module, oracle.atom_size, oracle.aux(node))
 
 
-def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.Graph, list[str]]:
-    """A copy of the traced graph whose channel constants follow the plan; names of changed nodes."""
+def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.Graph, dict[str, tuple]]:
+    """A copy of the traced graph whose channel constants follow the plan; changed node name → (node, new args)."""
     new_graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
-    changed: list[str] = []
+    changed: dict[str, tuple] = {}
     for node in graph.nodes:
         new_node = new_graph.node_copy(node, lambda n: env[n])
         env[node] = new_node
@@ -155,8 +155,45 @@ def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.
             args, kwargs = result
             new_node.args = fx.node.map_arg(args, lambda n: env[n])
             new_node.kwargs = fx.node.map_arg(kwargs, lambda n: env[n])
-            changed.append(node.name)
+            changed[node.name] = (node, (args, kwargs))
     return new_graph, changed
+
+
+# Module attributes that hold the channel structure a forward reads back as literals
+# (``reshape(B, N, 3, self.num_heads, self.head_dim)``): updated when the rewrite changes that literal.
+MIRRORED_ATTRIBUTES = ("num_heads", "heads", "head_dim", "dim_head", "attn_dim", "inner_dim", "key_dim", "val_dim",
+                       "num_groups", "groups")
+
+
+def _literals(value) -> list:
+    if isinstance(value, (tuple, list)):
+        return [x for v in value for x in _literals(v)]
+    if isinstance(value, dict):
+        return [x for k in sorted(value) for x in _literals(value[k])]
+    return [value]
+
+
+def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
+    """Keep ``num_heads``/``head_dim``-style attributes of traced-through modules equal to their new literals.
+
+    The module is the innermost one on the node's ``nn_module_stack``; a literal updates the one listed
+    attribute holding its old value (two candidates with equal values: ambiguous, left as they are).
+    """
+    for node, (args, kwargs) in changed.values():
+        stack = node.meta.get("nn_module_stack") or {}
+        if not stack:
+            continue
+        path = list(stack.values())[-1][0]
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:
+            continue
+        for old, new in zip(_literals((node.args, node.kwargs)), _literals((args, kwargs))):
+            if type(old) is not int or type(new) is not int or old == new:
+                continue
+            hits = [a for a in MIRRORED_ATTRIBUTES if type(getattr(module, a, None)) is int and getattr(module, a) == old]
+            if len(hits) == 1:
+                setattr(module, hits[0], new)
 
 
 def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) -> fx.GraphModule:
@@ -164,10 +201,13 @@ def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) 
     for k, v in constants.items():
         setattr(root, k, v)
     try:
-        return fx.GraphModule(root, graph, name)
+        gm = fx.GraphModule(root, graph, name)
     finally:
         for k in constants:
             delattr(root, k)
+    for child_name, child in root.named_children():  # the user's module tree (timm's Attention with its
+        setattr(gm, child_name, child)                 # num_heads), not fx's bare path containers
+    return gm
 
 
 # ------------------------------------------------------------------------------------ ensures
@@ -232,7 +272,6 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
     for strict in (False, True):  # strict: also replace run-time size arguments of channel dims
         oracle.strict = strict
         graph, changed = _rewrite_graph(plan.graph.traced.gm.graph, plan, oracle)
-        changed += sliced_constants  # the user's forward would recompute them at the dense size
         gm = _graph_module(pruned, graph, constants, type(model).__name__)
         gm.eval()  # shapes were propagated in eval mode (batch norm on a batch of one, dropout)
         bad = _check_shapes(gm, plan, oracle, inputs)
@@ -242,6 +281,8 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
         raise PruneError("pruned network has unexpected shapes: " + "; ".join(bad[:3]) +
                          (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "") +
                          " — please report this model; as a workaround pass ignore=[...] for the modules involved")
+    _mirror_attributes(pruned, changed)
+    changed = list(changed) + sliced_constants  # sliced constants: the user's forward would recompute them
     result = pruned if not changed else gm
     result.train(model.training)
     if changed:

@@ -697,3 +697,40 @@ def test_reshape_to_another_tensors_whole_shape_follows_it():
     assert type(pruned) is ReshapeToShapeOf  # nothing to rewrite
     with torch.no_grad():
         assert pruned(torch.randn(1, 3, 6, 7)).shape == (1, 3, 6, 7)
+
+
+class HeadsAttention(nn.Module):
+    """timm's Attention: the forward reads num_heads / head_dim / attn_dim back as literals."""
+
+    def __init__(self, dim=12, num_heads=3, head_dim=8):
+        super().__init__()
+        self.num_heads, self.head_dim, self.attn_dim = num_heads, head_dim, num_heads * head_dim
+        self.qkv, self.proj = nn.Linear(dim, 3 * self.attn_dim), nn.Linear(self.attn_dim, dim)
+
+    def forward(self, x):
+        B, N, _ = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        y = (q @ k.transpose(-2, -1) * 0.25).softmax(-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(B, N, self.attn_dim))
+
+
+class HeadsNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.attn, self.out = nn.Linear(4, 12), HeadsAttention(), nn.Linear(12, 4)
+
+    def forward(self, x):
+        x = self.inp(x)
+        return self.out(x + self.attn(x))
+
+
+def test_rewrite_keeps_the_module_tree_and_updates_head_attributes():
+    net, x = HeadsNet().eval(), torch.randn(2, 5, 4)
+    pruned, plan = prune_and_check(net, x)
+    assert pruned.gp_graph_module and type(pruned.attn) is HeadsAttention  # not an fx path container
+    a = pruned.attn
+    assert (a.num_heads, a.head_dim, a.attn_dim) == (2, 5, 10)  # 1 - sqrt(0.5) of 3 heads and of 8 widths went
+    assert a.qkv.out_features == 3 * a.attn_dim
+    tokens = torch.randn(2, 5, pruned.inp.out_features)
+    with torch.no_grad():
+        assert a(tokens).shape == tokens.shape  # the module's own forward runs with its new attributes
