@@ -67,8 +67,8 @@ CHANNEL_MIXING = ("LayerNorm", "GroupNorm", "EvoNorm", "RmsNorm", "RMSNorm", "Si
 # Model selection and building
 
 
-def select(suite: str, limit: int, models: list[str] | None, shard: tuple[int, int]) -> list[str]:
-    """The model names of a run, deterministic."""
+def select(suite: str, limit: int, models: list[str] | None, shard: tuple[int, int], offset: int = 0) -> list[str]:
+    """The model names of a run, deterministic (a timm sample starts at ``offset``: disjoint samples)."""
     if models:
         names = models
     elif suite == "torchvision":
@@ -79,7 +79,7 @@ def select(suite: str, limit: int, models: list[str] | None, shard: tuple[int, i
         names = sorted(timm.list_models())
         if limit:
             k = math.ceil(len(names) / limit)
-            names = names[::k]
+            names = names[offset % k::k]
     elif suite == "sr":
         import sr_models
         names = sr_models.list_models()
@@ -480,6 +480,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", choices=["timm", "torchvision", "sr"], required=True)
     ap.add_argument("--limit", type=int, default=100, help="timm: sample size (every k-th name); 0 = all")
+    ap.add_argument("--offset", type=int, default=0, help="timm sample: start at this name (another sample)")
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--shard", default="0/1", help="i/n: every n-th model from offset i")
     ap.add_argument("--timeout", type=float, default=60, help="seconds per (model, tool) after the build")
@@ -495,7 +496,7 @@ def main(argv=None) -> None:
             rows = list({r["model"]: r for r in (json.loads(line) for line in f if line.strip().startswith("{"))}.values())
         return print(report(rows, any("tp" in r for r in rows)))
     i, n = (int(v) for v in args.shard.split("/"))
-    names = select(args.suite, args.limit, [m for m in args.models.split(",") if m], (i, n))
+    names = select(args.suite, args.limit, [m for m in args.models.split(",") if m], (i, n), args.offset)
     done = _done(args.out)
     if done:
         print(f"# resuming {args.out}: {sum(m in done for m in names)} of {len(names)} models already there", flush=True)
