@@ -461,11 +461,11 @@ def _collect_groups(b: _Builder, model: nn.Module, ignore: tuple[str, ...]):
         leaves.append(leaf)
     # a group that is a whole parameter dim somewhere (a producer's filters) takes the ratio as is;
     # one that only ever appears as a factor (heads, head dim, per-group width) shares it
-    prunable = {leaf for g, leaf in zip(groups, leaves)
-                if g.prunable and all(m.index_map.shape[1] > 1 for m in g.members)}
+    factor_only = {leaf for g, leaf in zip(groups, leaves)
+                   if g.prunable and all(m.index_map.shape[1] > 1 for m in g.members)}
     factors: dict[int, int] = {}
     for space in b.atoms.factor_sets():
-        shared = space & prunable
+        shared = space & factor_only
         for leaf in shared:
             factors[leaf] = max(factors.get(leaf, 1), len(shared))
     for g, leaf in zip(groups, leaves):

@@ -98,8 +98,7 @@ def ratio_for(group, ratio: float, ratios: Mapping | None) -> float:
         if isinstance(key, str) and any(fnmatch.fnmatchcase(m, key) for m in group.modules("out")):
             ratio = r
             break
-    k = getattr(group, "factors", 1)
-    return ratio if k <= 1 else 1.0 - (1.0 - ratio) ** (1.0 / k)
+    return ratio if group.factors <= 1 else 1.0 - (1.0 - ratio) ** (1.0 / group.factors)
 
 
 def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1", round_to: int = 1,

@@ -397,13 +397,8 @@ def _propagate(gm: fx.GraphModule, inputs: tuple, shapes_only: bool = True) -> s
 
     ``shapes_only`` lets common leaf modules skip their kernels and tries meta tensors first
     (analysis of a model that runs); the surgery's check of a rewritten network passes False so
-    every kernel validates its weights on fake tensors. Module attributes are left as they were.
+    every kernel validates its weights on fake tensors. Callers wrap it in :func:`module_state_restored`.
     """
-    with module_state_restored(gm):
-        return _propagate_values(gm, inputs, shapes_only)
-
-
-def _propagate_values(gm: fx.GraphModule, inputs: tuple, shapes_only: bool) -> str:
     if shapes_only:
         try:
             _MetaRecorder(gm).run(*inputs)
@@ -441,9 +436,9 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=()) -> Traced:
     was_training = model.training
     model.eval()
     try:
-        with module_state_restored(model):
+        with module_state_restored(model):  # tracing and propagation both run the user's forward code
             gm, leaves, constants = _trace_graph(model, leaf_modules, n_inputs=len(inputs))
-        source = _propagate(gm, inputs)
+            source = _propagate(gm, inputs)
     finally:
         model.train(was_training)
     return Traced(model=model, gm=gm, leaves=leaves, shape_source=source, constants=constants)
