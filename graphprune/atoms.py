@@ -68,6 +68,7 @@ class Atoms:
         self._size: list[int] = []
         self._defn: dict[int, Definition] = {}
         self._blocked: dict[int, str] = {}
+        self._inexact: dict[int, str] = {}
         self._expanded: dict[int, list[tuple[int, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ basic union-find
@@ -107,6 +108,20 @@ class Atoms:
     def blocked_reason(self, a: int) -> str | None:
         return self._blocked.get(self.find(a))
 
+    # ------------------------------------------------------------------ exactness
+    def mark_inexact(self, a: int, reason: str) -> None:
+        """Mark ``a`` as read by a statistic over its indices (a mean, a softmax, a LayerNorm).
+
+        Pruning such a space is structurally sound but not exact: the kept indices see a statistic
+        of fewer values. Like a block, the mark covers everything ``a`` contains, and merges on unify.
+        """
+        root = self.find(a)
+        self._inexact.setdefault(root, reason)
+
+    def inexact_leaves(self, roots) -> dict[int, str]:
+        """Every leaf marked inexact directly or through a marked composite among ``roots``."""
+        return self._marked_leaves(roots, self._inexact)
+
     # ------------------------------------------------------------------ relations
     def unify(self, a: int, b: int) -> None:
         """Declare that index i of ``a`` is index i of ``b``."""
@@ -120,8 +135,9 @@ class Atoms:
             self.block(rb, reason)
             return
         self._parent[rb] = ra
-        if rb in self._blocked:
-            self._blocked.setdefault(ra, self._blocked.pop(rb))
+        for marks in (self._blocked, self._inexact):
+            if rb in marks:
+                marks.setdefault(ra, marks.pop(rb))
         da, db = self._defn.get(ra), self._defn.pop(rb, None)
         if db is None:
             return
@@ -304,31 +320,36 @@ class Atoms:
 
     def leaf_blocked_reason(self, leaf: int, via: int) -> str | None:
         """Why ``leaf`` is blocked, considering every blocked ancestor on the path from ``via``."""
-        return self._blocked_ancestors(self.find(via)).get(self.find(leaf))
+        return self._marked_ancestors(self.find(via), self._blocked).get(self.find(leaf))
 
-    def _blocked_ancestors(self, root: int, inherited: str | None = None) -> dict[int, str]:
-        reason = inherited or self._blocked.get(root)
+    def _marked_ancestors(self, root: int, marks: dict[int, str], inherited: str | None = None) -> dict[int, str]:
+        reason = inherited or marks.get(root)
         d = self._defn.get(root)
         if d is None:
             return {root: reason} if reason else {}
         out: dict[int, str] = {}
         for p in d.parts:
-            for leaf, r in self._blocked_ancestors(self.find(p), reason).items():
+            for leaf, r in self._marked_ancestors(self.find(p), marks, reason).items():
                 out.setdefault(leaf, r)
         return out
 
-    def blocked_leaves(self, roots) -> dict[int, str]:
-        """Every leaf blocked directly or through a blocked composite among ``roots``."""
+    def _marked_leaves(self, roots, marks: dict[int, str]) -> dict[int, str]:
         out: dict[int, str] = {}
+        if not marks:
+            return out
         seen: set[int] = set()
         for r in roots:
             r = self.find(r)
             if r in seen:
                 continue
             seen.add(r)
-            for leaf, reason in self._blocked_ancestors(r).items():
+            for leaf, reason in self._marked_ancestors(r, marks).items():
                 out.setdefault(leaf, reason)
         return out
+
+    def blocked_leaves(self, roots) -> dict[int, str]:
+        """Every leaf blocked directly or through a blocked composite among ``roots``."""
+        return self._marked_leaves(roots, self._blocked)
 
 
 def _cuts(sizes: list[int]) -> list[int]:

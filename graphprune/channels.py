@@ -152,6 +152,26 @@ class RuleContext:
                 self._touch(a)
                 self.atoms.block(a, f"{self.op_name} ({self.node.name}): {reason}")
 
+    def inexact(self, atoms, what: str) -> None:
+        """Declare that this op reads a statistic over these dims (a mean, softmax, norm over channels).
+
+        The dims stay coupled as the rule says; groups through them are marked ``exact=False`` with
+        ``"<what> at <module>"`` as their reason. Only statistics that a zeroed channel would change
+        count: a sum, an L2 norm or a max of absolute values over zeros is exact.
+        """
+        for a in atoms:
+            if a is not None:
+                self._touch(a)
+                self.atoms.mark_inexact(a, f"{what} at {self.where}")
+
+    @property
+    def where(self) -> str:
+        """The module this node belongs to: its own for a module call, else the innermost traced-through one."""
+        if self.node.op == "call_module":
+            return str(self.node.target)
+        stack = self.node.meta.get("nn_module_stack") or {}
+        return (list(stack.values())[-1][0] if stack else "") or "the top-level forward"
+
     def block_all(self, reason: str) -> None:
         self.block(self.b.node_atoms(self.node), reason)
 
@@ -392,10 +412,12 @@ class ChannelGraph:
         for g in self.groups:
             mods = [f"{m.module}.{m.param}[{m.dim}]:{m.role}" for m in g.members]
             shown = ", ".join(mods[:max_members]) + (f", ... (+{len(mods) - max_members})" if len(mods) > max_members else "")
-            state = "prunable" if g.prunable else "blocked"
+            state = ("prunable" if g.exact else "inexact") if g.prunable else "blocked"
             lines.append(f"{g.id:>4} {g.size:>6}  {state:<10} {shown}")
             if not g.prunable:
                 lines.append(f"{'':>22}reason: {g.reason}")
+            elif not g.exact:
+                lines.append(f"{'':>22}inexact: {g.inexact_reason}")
         return "\n".join(lines)
 
 
@@ -453,11 +475,13 @@ def _collect_groups(b: _Builder, model: nn.Module, ignore: tuple[str, ...]):
             members.setdefault(leaf, []).append(Member(module_name, pname, d, role, positions))
     roots = [a for dims in b.node_dims.values() for a in _flat(dims)] + [a for p in b.params.values() for a in p]
     blocked = b.atoms.blocked_leaves(roots)
+    inexact = b.atoms.inexact_leaves(roots)
     groups, leaves = [], []
     for leaf, mems in members.items():
         reason = blocked.get(leaf) or _policy_reason(b, model, leaf, mems, ignore)
         groups.append(Group(id=len(groups), size=b.atoms.size(leaf), prunable=not reason,
-                            reason=reason or "", members=mems))
+                            reason=reason or "", members=mems, exact=leaf not in inexact,
+                            inexact_reason=inexact.get(leaf, "")))
         leaves.append(leaf)
     # a group that is a whole parameter dim somewhere (a producer's filters) takes the ratio as is;
     # one that only ever appears as a factor (heads, head dim, per-group width) shares it

@@ -70,6 +70,15 @@ class Group:
     reason : str
         Why the group is not prunable (names the op or module); empty when prunable.
     members : list of Member
+    exact : bool
+        True when pruning this group is exact: the pruned model computes what the dense model computes
+        with the group's removed channels cut at both ends (zeroed where they are made, ignored where
+        they are read). False when a statistic over these channels reads them (a LayerNorm or
+        GroupNorm over channels, a softmax, mean, std or logsumexp over channels): pruning is still
+        structurally sound and accepted practice (fine-tuning re-learns the statistic), but the kept
+        channels then see a statistic of fewer values.
+    inexact_reason : str
+        The first such statistic, with its module (``"F.softmax over these channels at body.3.attn"``).
     factors : int
         How many prunable groups (this one included) are row-major factors of one channel space,
         e.g. 2 for attention heads × head dim or groups × per-group width; 1 otherwise, and 1 for
@@ -83,6 +92,8 @@ class Group:
     reason: str = ""
     members: list[Member] = field(default_factory=list)
     factors: int = 1
+    exact: bool = True
+    inexact_reason: str = ""
 
     @property
     def producers(self) -> list[Member]:
@@ -101,7 +112,8 @@ class Group:
         return list(seen)
 
     def __repr__(self) -> str:
-        state = "prunable" if self.prunable else f"blocked: {self.reason}"
+        state = ("prunable" + ("" if self.exact else f", inexact: {self.inexact_reason}")) if self.prunable \
+            else f"blocked: {self.reason}"
         mods = self.modules()
         shown = ", ".join(mods[:4]) + (f", ... (+{len(mods) - 4})" if len(mods) > 4 else "")
         return f"Group(id={self.id}, size={self.size}, {state}, modules=[{shown}])"

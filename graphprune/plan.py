@@ -102,7 +102,7 @@ def ratio_for(group, ratio: float, ratios: Mapping | None) -> float:
 
 
 def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1", round_to: int = 1,
-         ratios: Mapping | None = None, seed: int = 0, model=None) -> Plan:
+         ratios: Mapping | None = None, seed: int = 0, model=None, exact_only: bool = False) -> Plan:
     """Choose the removed indices of every prunable group: the lowest scores go.
 
     Parameters
@@ -120,10 +120,15 @@ def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1",
         Seed of the "random" criterion.
     model : nn.Module, optional
         Scores are read from this model (default: the analyzed one), e.g. after training.
+    exact_only : bool
+        Prune only exact groups (``Group.exact``): none whose channels a statistic reads (LayerNorm,
+        softmax, mean over channels), so that the pruned model is the dense one minus channels.
     """
     model = model if model is not None else graph.model
     removed: dict[int, list[int]] = {}
     for g in graph.prunable_groups:
+        if exact_only and not g.exact:
+            continue
         n = n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
         if n == 0:
             continue

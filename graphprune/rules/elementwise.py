@@ -2,6 +2,10 @@
 
 Broadcasting is aligned from the right: a dimension of equal size couples index by index; a size-1
 dimension that is broadcast couples nothing (it has no channels to prune).
+
+Every op here is exact on channels: it computes each channel from the same channel of its inputs,
+so a removed channel changes nothing else (``F.normalize`` too: a zero adds nothing to the L2 norm;
+``cumsum`` too: a zero adds nothing to the running sum). Softmax, which is not, is in ``reduce``.
 """
 from __future__ import annotations
 
@@ -50,8 +54,7 @@ UNARY_FUNCTIONS = [
     F.logsigmoid, F.sigmoid, F.tanh, torch.sigmoid, torch.tanh, torch.exp, torch.log, torch.sqrt,
     torch.rsqrt, torch.abs, torch.neg, torch.sin, torch.cos, torch.erf, torch.square, torch.clamp,
     torch.clip, torch.reciprocal, torch.sign, torch.round, torch.floor, torch.ceil, F.dropout,
-    F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, torch.dropout, F.softmax, F.log_softmax,
-    torch.softmax, torch.log_softmax, F.normalize, torch.nan_to_num, torch.clone, torch.detach,
+    F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, torch.dropout, F.normalize, torch.nan_to_num, torch.clone, torch.detach,
     operator.neg, operator.pos, operator.invert, torch.zeros_like, torch.ones_like,
     torch.empty_like, torch.full_like, torch.rand_like, torch.randn_like, torch.log1p, torch.expm1,
     torch.erfinv, torch.atan, torch.cumsum,
@@ -59,8 +62,7 @@ UNARY_FUNCTIONS = [
 UNARY_METHODS = [
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "exp_", "log", "sqrt", "rsqrt",
     "abs", "neg", "clamp", "clamp_", "clip", "clamp_min", "clamp_max", "contiguous", "float",
-    "double", "half", "bfloat16", "to", "type", "type_as", "detach", "clone", "softmax",
-    "log_softmax", "square", "pow_", "mul_", "div_", "add_", "sub_", "reciprocal", "sign", "round",
+    "double", "half", "bfloat16", "to", "type", "type_as", "detach", "clone", "square", "pow_", "mul_", "div_", "add_", "sub_", "reciprocal", "sign", "round",
     "floor", "ceil", "cpu", "cuda", "requires_grad_", "zero_", "fill_", "uniform_", "normal_",
     "sin", "cos", "erf", "cumsum", "nan_to_num", "log1p", "expm1",
 ]
@@ -68,7 +70,7 @@ UNARY_MODULES = [
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
     nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
     nn.Tanhshrink, nn.LogSigmoid, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
-    nn.Dropout3d, nn.AlphaDropout, nn.Softmax, nn.LogSoftmax, nn.Softmax2d, nn.Threshold,
+    nn.Dropout3d, nn.AlphaDropout, nn.Threshold,
 ]
 BINARY_FUNCTIONS = [
     operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.pow,

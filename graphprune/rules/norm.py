@@ -5,7 +5,8 @@ channel dimension (dim 1 for batch/instance/group norm, the trailing dims for la
 role "out". GroupNorm factors its channels into ``(num_groups, per-group)`` like a grouped conv:
 pruning keeps every group the same size. LayerNorm and GroupNorm mix statistics across channels, so
 removing a channel changes the values (not the shapes) of the others: pruning them is structurally
-sound but is not exact the way pruning a zeroed conv filter is.
+sound but is not exact the way pruning a zeroed conv filter is, and their rules say so
+(:meth:`RuleContext.inexact`). Batch norm in eval mode and instance norm work channel by channel: exact.
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def layer_norm(ctx) -> None:
         if getattr(ctx.module, name, None) is not None:
             ctx.unify_dims(ctx.param(name, ("out",) * k), normalized)
     ctx.set_aux("normalized_atoms", normalized)
+    ctx.inexact(normalized, f"{type(ctx.module).__name__} over these channels")
 
 
 def _rewrite_layer_norm(node, R):
@@ -72,6 +74,7 @@ def layer_norm_functional(ctx) -> None:
     for p in (w, b):
         if p is not None:
             ctx.unify_dims(ctx.dims(p), ctx.out()[-k:])
+    ctx.inexact(ctx.out()[-k:], "F.layer_norm over these channels")
 
 
 def _resize_groupnorm(module, new_size, aux) -> None:
@@ -86,6 +89,7 @@ def group_norm(ctx) -> None:
     g, _ = ctx.factor(c, [ctx.module.num_groups, ctx.size(c) // ctx.module.num_groups])
     ctx.set_aux("groups", g)
     _channel_params(ctx, ("weight", "bias"), c)
+    ctx.inexact([c], "GroupNorm over these channels")
 
 
 def _couple_channel_args(ctx, channel_atom, names) -> None:
@@ -107,6 +111,9 @@ def batch_norm_functional(ctx) -> None:
     x = ctx.dims(ctx.arg(0, "input"))
     ctx.unify_dims(x, ctx.out())
     _couple_channel_args(ctx, ctx.out()[1], ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias")))
+    batch_stats = ctx.node.target is F.batch_norm and (ctx.arg(5, "training", False) or ctx.arg(1, "running_mean") is None)
+    if batch_stats:  # statistics over every dim but 1 (weight standardization reads the filter's inputs)
+        ctx.inexact([a for d, a in enumerate(ctx.out()) if d != 1], f"{ctx.op_name} statistics over these dims")
 
 
 def _rewrite_group_norm(node, R):
@@ -124,3 +131,4 @@ def group_norm_functional(ctx) -> None:
     g, _ = ctx.factor(c, [n, ctx.size(c) // n])
     ctx.set_aux("groups", g)
     _couple_channel_args(ctx, c, ((2, "weight"), (3, "bias")))
+    ctx.inexact([c], "F.group_norm over these channels")

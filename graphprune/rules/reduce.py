@@ -1,9 +1,14 @@
-"""Reductions, pooling and resampling: channels pass through, reduced or resampled dims do not.
+"""Reductions, softmax, pooling and resampling: channels pass through, reduced or resampled dims do not.
 
 A reduction over a dimension leaves the other dimensions index for index (``mean(dim=(2, 3))``
 keeps channels); the reduced dimension's indices are consumed, so it may be pruned freely (the
 reduction still has the same output shape). Pooling and interpolation keep batch and channels and
 block their spatial dims.
+
+Exactness: a reduction over pruned channels is exact only when the channels it no longer sees
+would have added nothing: a sum, an L2 (any p-)norm, ``any`` and ``count_nonzero`` ignore zeros. A
+mean, variance, standard deviation, logsumexp, product, min/max (and arg-) and softmax over channels
+read every channel, so they are declared *inexact* on the reduced dims (:meth:`RuleContext.inexact`).
 """
 from __future__ import annotations
 
@@ -25,10 +30,16 @@ def _reduced(ctx, ndim: int) -> set[int]:
     return {d + ndim if d < 0 else d for d in dims}
 
 
+# Reductions that a zero does not change: dropping zeroed channels from them is exact.
+EXACT_REDUCTIONS = {torch.sum, "sum", torch.norm, "norm", torch.any, "any", torch.count_nonzero, "count_nonzero",
+                    torch.linalg.vector_norm}
+
+
 @register(torch.mean, "mean", torch.sum, "sum", torch.amax, "amax", torch.amin, "amin", torch.std,
           "std", torch.var, "var", torch.logsumexp, "logsumexp", torch.prod, "prod", torch.norm, "norm",
           torch.max, "max", torch.min, "min", torch.argmax, "argmax", torch.argmin, "argmin",
-          torch.all, "all", torch.any, "any", torch.count_nonzero)
+          torch.all, "all", torch.any, "any", torch.count_nonzero, "count_nonzero", torch.linalg.vector_norm,
+          torch.std_mean, torch.var_mean)
 def reduction(ctx) -> None:
     x = ctx.dims(ctx.tensor_args()[0])
     if len(ctx.tensor_args()) > 1:  # torch.max(a, b) is elementwise
@@ -37,6 +48,8 @@ def reduction(ctx) -> None:
     reduced = _reduced(ctx, len(x))
     outs = ctx.all_out_dims_lists()
     ctx.free(*(x[d] for d in reduced))
+    if ctx.node.target not in EXACT_REDUCTIONS:
+        ctx.inexact([x[d] for d in reduced], f"{ctx.op_name} over these channels")
     kept = [d for d in range(len(x)) if d not in reduced]
     for out in outs:
         if len(out) == len(x):  # keepdim=True
@@ -44,6 +57,24 @@ def reduction(ctx) -> None:
             ctx.free(*(out[d] for d in reduced))
         else:
             ctx.unify_dims([x[d] for d in kept], out)
+
+
+def _softmax_dim(ctx, ndim: int) -> int:
+    dim = ctx.module.dim if ctx.module is not None else ctx.arg(1, "dim", None)
+    if dim is None:  # torch's legacy implicit choice (Softmax2d: the channels of an NCHW tensor)
+        dim = -3 if isinstance(ctx.module, nn.Softmax2d) else (0 if ndim in (0, 1, 3) else 1)
+    return dim + ndim if dim < 0 else dim
+
+
+@register(F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, "softmax", "log_softmax", nn.Softmax,
+          nn.LogSoftmax, nn.Softmax2d, F.softmin, nn.Softmin)
+def softmax(ctx) -> None:
+    """Same shape out; the normalized dim is read as a whole (exp(0) = 1 still counts): inexact there."""
+    from .elementwise import passthrough
+
+    passthrough(ctx)
+    x = ctx.dims(ctx.tensor_args()[0])
+    ctx.inexact([x[_softmax_dim(ctx, len(x))]], f"{ctx.op_name} over these channels")
 
 
 POOL_MODULES = [nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,

@@ -38,6 +38,7 @@ def std_conv(ctx) -> None:
     w = ctx.param("weight", ("out", "in") + (None,) * (m.weight.ndim - 2))
     b = ctx.param("bias", ("out",)) if m.bias is not None else []
     couple_conv(ctx, ctx.dims(ctx.tensor_args()[0]), ctx.out(), w, b, m.groups, transposed=False)
+    ctx.inexact([w[1]], f"weight standardization of {type(m).__name__} over its input channels")
     if getattr(m, "gain", None) is not None:
         gain = ctx.param("gain", ("out",) + (None,) * (m.gain.ndim - 1))
         ctx.unify(gain[0], ctx.out()[1])
@@ -63,6 +64,7 @@ def layer_norm_2d(ctx) -> None:
     """LayerNorm over the channels of an NCHW tensor (normalized_shape = (C,))."""
     passthrough(ctx)
     _channel_params(ctx, ("weight", "bias"), ctx.out()[1])
+    ctx.inexact([ctx.out()[1]], f"{type(ctx.module).__name__} over these channels")
 
 
 def register_timm() -> None:
