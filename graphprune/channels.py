@@ -448,7 +448,7 @@ def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=()) -> 
     -------
     ChannelGraph
     """
-    traced = trace(model, example_inputs, leaf_modules=leaf_modules)
+    traced = trace(model, example_inputs, policy=_rules.tracing_policy(leaf_modules))
     b = _Builder(traced)
     b.run()
     ignore = tuple(ignore)

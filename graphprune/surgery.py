@@ -26,7 +26,7 @@ from torch import nn
 
 from .plan import Plan
 from .rules.table import lookup
-from .trace import TensorSpec, _propagate, module_state_restored, node_value
+from .trace import TensorSpec, module_state_restored, node_value, propagate
 
 __all__ = ["apply", "PruneError", "SizeOracle"]
 
@@ -215,7 +215,7 @@ def _check_shapes(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle, inputs) ->
     """Names and details of nodes whose propagated shape differs from the prediction."""
     try:
         with module_state_restored(gm):  # a forward caching tensors on a module must not keep fake ones
-            _propagate(gm, inputs, shapes_only=False)
+            propagate(gm, inputs, shapes_only=False)
     except Exception as exc:  # noqa: BLE001
         return [f"the pruned graph does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"]
     originals = {n.name: n for n in plan.graph.traced.gm.graph.nodes}
