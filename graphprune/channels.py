@@ -165,6 +165,11 @@ class RuleContext:
                 self.atoms.mark_inexact(a, f"{what} at {self.where}")
 
     @property
+    def size_ties(self) -> bool:
+        """Whether dims follow the tensor dims their sizes are read from (``analyze(size_ties=...)``)."""
+        return self.b.size_ties
+
+    @property
     def where(self) -> str:
         """The module this node belongs to: its own for a module call, else the innermost traced-through one."""
         if self.node.op == "call_module":
@@ -190,8 +195,9 @@ class RuleContext:
 
 # ------------------------------------------------------------------------------------ builder
 class _Builder:
-    def __init__(self, traced: Traced):
+    def __init__(self, traced: Traced, size_ties: bool = True):
         self.traced = traced
+        self.size_ties = size_ties
         self.gm = traced.gm
         self.modules = dict(self.gm.named_modules())
         self.atoms = Atoms()
@@ -354,6 +360,8 @@ class ChannelGraph:
         fx node name → op name, for every node without a rule (their channels are blocked).
     ignore : tuple of str
         The ignore globs the groups were computed with.
+    size_ties : bool
+        Whether sizes read from other tensors tied dims (see :func:`analyze`).
     """
 
     groups: list[Group]
@@ -366,6 +374,7 @@ class ChannelGraph:
     unsupported: dict[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     example_shapes: tuple = ()
+    size_ties: bool = True
 
     @property
     def model(self) -> nn.Module:
@@ -429,7 +438,7 @@ def _describe_target(cg: ChannelGraph, node: fx.Node) -> str:
     return node.op
 
 
-def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=()) -> ChannelGraph:
+def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=(), size_ties: bool = True) -> ChannelGraph:
     """Discover every group of coupled channels in ``model``.
 
     Parameters
@@ -443,19 +452,25 @@ def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=()) -> 
         feeds it.
     leaf_modules : iterable of nn.Module classes or globs
         Modules to keep opaque during tracing.
+    size_ties : bool
+        Tie a dim to the tensor dim its size is read from (``qkv.reshape(b, n, 3, heads, C // heads)``
+        ties the attention width to the stream ``C`` comes from), so that the pruned model keeps
+        running its own forward at any input size (True, the default). False prunes such widths
+        independently; the result is then an ``fx.GraphModule`` traced for the example input's size,
+        which checks the tracer's guards when it runs.
 
     Returns
     -------
     ChannelGraph
     """
     traced = trace(model, example_inputs, policy=_rules.tracing_policy(leaf_modules))
-    b = _Builder(traced)
+    b = _Builder(traced, size_ties)
     b.run()
     ignore = tuple(ignore)
     groups, leaves = _collect_groups(b, model, ignore)
     return ChannelGraph(groups=groups, traced=traced, atoms=b.atoms, node_dims=b.node_dims,
                         params=b.params, aux=b.aux, leaf_of_group=leaves, unsupported=b.unsupported,
-                        ignore=ignore,
+                        ignore=ignore, size_ties=size_ties,
                         example_shapes=tuple(tuple(x.shape) for x in _as_tuple(example_inputs)))
 
 

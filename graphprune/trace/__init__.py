@@ -72,6 +72,9 @@ class Traced:
         Tensor constants tracing captured (``_tensor_constant0``), kept off the user's model.
     guards : list of Guard
         The conditions on the input the graph assumes (the branches and loop counts it followed).
+    policy : LeafPolicy
+        The leaf policy that traced it, the automatic leaves included: tracing the model again with
+        it (a pruned copy, say) takes the same decisions.
     """
 
     model: nn.Module
@@ -80,6 +83,7 @@ class Traced:
     shape_source: str = "meta"
     constants: dict[str, torch.Tensor] = field(default_factory=dict)
     guards: list[Guard] = field(default_factory=list)
+    policy: LeafPolicy = field(default_factory=LeafPolicy)
 
     def modules(self) -> dict[str, nn.Module]:
         return dict(self.gm.named_modules())
@@ -126,11 +130,12 @@ def _trace_in_mode(model: nn.Module, inputs: tuple, policy: LeafPolicy, mode: st
     for _ in range(max_fallbacks + 1):
         tracer = ConcreteTracer(policy, inputs, mode, frozenset(auto))
         try:
-            graph = tracer.trace(model)
+            with module_state_restored(model):  # a failed attempt must not leave its proxies cached on modules
+                graph = tracer.trace(model)
+                constants = _take_constants(model, attrs_before)
         except Escalate:
             raise
         except Exception as exc:  # noqa: BLE001 - any tracing failure triggers the fallback
-            _take_constants(model, attrs_before)  # a failed attempt's constants
             if tracer.escalation is not None:
                 raise tracer.escalation from exc
             failing = tracer.gp_stack[-1] if tracer.gp_stack else ""
@@ -145,15 +150,26 @@ def _trace_in_mode(model: nn.Module, inputs: tuple, policy: LeafPolicy, mode: st
             leaves[failing] = f"auto: {type(exc).__name__}: {_one_line(exc)}"
             continue
         if tracer.escalation is not None:  # user code caught it, but the values it saw were not real
-            _take_constants(model, attrs_before)
             raise tracer.escalation
         for node, value in tracer.values.items():
             node.meta[META_KEY] = value_spec(value)
-        gm = fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+        gm = _graph_module(tracer.root, graph, constants)
         called = {n.target for n in gm.graph.nodes if n.op == "call_module"}  # a parent leaf hides its children
         return Traced(model=model, gm=gm, leaves={k: v for k, v in leaves.items() if k in called},
-                      shape_source=mode, constants=_take_constants(model, attrs_before), guards=tracer.guards)
+                      shape_source=mode, constants=constants, guards=tracer.guards,
+                      policy=policy.with_leaf_modules(sorted(auto)))
     raise TraceError(f"torch.fx cannot trace {type(model).__name__}: more than {max_fallbacks} fallback leaves")
+
+
+def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict) -> fx.GraphModule:
+    """The traced GraphModule; the constants live on it only while it is built (then in ``Traced``)."""
+    for k, v in constants.items():
+        setattr(root, k, v)
+    try:
+        return fx.GraphModule(root, graph, root.__class__.__name__)
+    finally:
+        for k in constants:
+            delattr(root, k)
 
 
 def _take_constants(model: nn.Module, before: set[str]) -> dict[str, torch.Tensor]:

@@ -59,6 +59,9 @@ class Guard:
         The condition, readable (``"x.shape[2] % 8 == 0"``).
     value : Any
         The answer given (``True``, ``6``, ...).
+    how : str
+        What Python asked for: ``"bool"``, ``"int"``, ``"index"``, ``"float"``, ``"len"`` or ``"array"``
+        (the answer is ``how(value of node)``).
     where : str
         The user's source line that asked (``"SwinIR.py:873 (check_image_size)"``).
     node : str
@@ -67,6 +70,7 @@ class Guard:
 
     text: str
     value: Any
+    how: str
     where: str
     node: str
 
@@ -187,13 +191,23 @@ class ConcreteTracer(fx.Tracer):
     def proxy(self, node: fx.Node) -> ConcreteProxy:
         return ConcreteProxy(node, self)
 
+    def create_arg(self, a: Any):
+        """numpy scalars (``np.log`` of a size) become python numbers: generated code knows no ``np``."""
+        if isinstance(a, np.generic):
+            return a.item()
+        if isinstance(a, np.ndarray):
+            return super().create_arg(torch.from_numpy(a.copy()))
+        return super().create_arg(a)
+
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None) -> fx.Node:
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind != "output":
             try:
                 self.values[node] = self._value_of(node)
-            except Escalate as exc:
-                self.escalation = self.escalation or exc
+            except BaseException as exc:
+                self.graph.erase_node(node)  # the user's code may catch this and go on another way
+                if isinstance(exc, Escalate):
+                    self.escalation = self.escalation or exc
                 raise
         return node
 
@@ -239,10 +253,12 @@ class ConcreteTracer(fx.Tracer):
             text = text if answer else _negate(text)
         elif how == "array":
             text = f"{text} == {np.asarray(answer).tolist()!r}"
+        elif how in ("int", "index", "float") and not isinstance(value, type(answer)):
+            text = f"{'int' if how == 'index' else how}({text}) == {answer!r}"
         else:
             text = f"{text} == {answer!r}"
         if all(g.text != text for g in self.guards):
-            self.guards.append(Guard(text, answer if how != "array" else np.asarray(answer).tolist(),
+            self.guards.append(Guard(text, answer if how != "array" else np.asarray(answer).tolist(), how,
                                      _user_location(), node.name))
 
 
