@@ -117,7 +117,8 @@ def _slice_state(model: nn.Module, plan: Plan) -> dict[str, torch.Tensor]:
     A constant fx captured while tracing (a rotary table computed in forward, say) is no attribute of
     the model: it is sliced here and lives on in the rewritten graph module.
     """
-    constants = dict(plan.graph.traced.constants)
+    constants = {k: copy.deepcopy(v) if isinstance(v, nn.Module) else v  # modules the forward built: resized below
+                 for k, v in plan.graph.traced.constants.items()}
     for (mname, pname), dims in _removed_by_tensor(plan).items():
         if not mname and pname in constants:
             constants[pname] = _kept(constants[pname], dims)
@@ -131,13 +132,13 @@ def _slice_state(model: nn.Module, plan: Plan) -> dict[str, torch.Tensor]:
     return constants
 
 
-def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle) -> None:
+def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle, constants: dict) -> None:
     done: set[str] = set()
     for node in plan.graph.traced.gm.graph.nodes:
         if node.op != "call_module" or node.target in done:
             continue
         done.add(node.target)
-        module = model.get_submodule(node.target)
+        module = constants[node.target] if node.target in constants else model.get_submodule(node.target)
         rule = lookup(type(module), module)
         if rule is not None and rule.resize is not None:
             rule.resize(module, oracle.atom_size, oracle.aux(node))
@@ -249,8 +250,8 @@ def _forward_computes(pruned: nn.Module, gm: fx.GraphModule, traced: Traced, inp
 
 
 def _constants_of(gm: fx.GraphModule) -> dict[str, torch.Tensor]:
-    return {n.target: gm.get_buffer(n.target) if n.target in dict(gm.named_buffers()) else getattr(gm, n.target)
-            for n in gm.graph.nodes if n.op == "get_attr" and n.target.startswith("_tensor_constant")}
+    return {n.target: getattr(gm, n.target) for n in gm.graph.nodes
+            if n.op == "get_attr" and n.target.startswith("_tensor_constant")}
 
 
 def _signature(graph: fx.Graph, constants: dict) -> list:
@@ -397,8 +398,9 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
     pruned = model if inplace else copy.deepcopy(model)
     oracle = SizeOracle(plan)
     constants = _slice_state(pruned, plan)
-    sliced_constants = [k for k, v in constants.items() if v is not plan.graph.traced.constants[k]]
-    _resize_modules(pruned, plan, oracle)
+    sliced_constants = [k for k, v in constants.items()
+                        if isinstance(v, torch.Tensor) and v is not plan.graph.traced.constants[k]]
+    _resize_modules(pruned, plan, oracle, constants)
     device = next((p.device for p in pruned.parameters()), torch.device("cpu"))
     inputs = _example_inputs(plan, device)
     for strict in (False, True):  # strict: also replace run-time size arguments of channel dims

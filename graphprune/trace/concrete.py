@@ -87,6 +87,13 @@ def set_tensor_attribute(tensor: torch.Tensor, name: str, value: Any) -> None:
     setattr(tensor, name, value)
 
 
+# Tensor factories, recorded whenever an argument is traced: torch's argument parser does not hand a
+# proxy in a size list *and* a traced ``device=`` to ``__torch_function__`` (``torch.zeros(h, w, device=p.device)``).
+FACTORIES = (torch.zeros, torch.ones, torch.empty, torch.full, torch.rand, torch.randn, torch.randint,
+             torch.arange, torch.linspace, torch.logspace, torch.eye)
+_TORCH_EMPTY = torch.empty  # the function itself: while tracing, torch.empty is fx's wrapper of it
+
+INSTALLED_MODULE = "_gp_module_"  # prefix of modules a forward builds, attached to the root while tracing
 _PROXY_SLOTS = {"node", "tracer", "root", "attr", "_node"}  # what fx keeps on a Proxy / Attribute itself
 
 
@@ -156,8 +163,8 @@ class ConcreteTracer(fx.Tracer):
 
     def __init__(self, policy: LeafPolicy = LeafPolicy(), inputs: tuple = (), mode: str = "meta",
                  auto_leaves: frozenset[str] = frozenset()):
-        super().__init__(autowrap_functions=tuple(policy.wrapped_functions))
-        self._autowrap_search.extend(policy.wrapped_modules())
+        super().__init__(autowrap_functions=tuple(policy.wrapped_functions) + FACTORIES)
+        self._autowrap_search.extend([*policy.wrapped_modules(), torch])
         self.policy, self.auto_leaves = policy, auto_leaves
         self.inputs = tuple(inputs)
         self.vals = Values(mode, isolate=_untraced)
@@ -176,10 +183,23 @@ class ConcreteTracer(fx.Tracer):
         return qualname in self.auto_leaves or self.policy.is_leaf(qualname, m) or super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):
+        if self.submodule_paths is not None and m not in self.submodule_paths:
+            self._install(m)
         self.gp_stack.append(self.path_of_module(m))
         out = super().call_module(m, forward, args, kwargs)
         self.gp_stack.pop()  # on success only: after an error the stack still names the failing module
         return out
+
+    def _install(self, m: nn.Module) -> str:
+        """A module the forward builds and calls (``Rearrange("b c h w -> b h w c")(x)``, ``nn.Upsample(...)(x)``)
+        is no submodule: it is attached to the root as ``_gp_module_N`` (taken off again with the tensor
+        constants) so that the graph can call it."""
+        n = sum(1 for k in self.root._modules if k.startswith(INSTALLED_MODULE))
+        name = f"{INSTALLED_MODULE}{n}"
+        self.root.add_module(name, m)
+        for sub_name, sub in m.named_modules(prefix=name):
+            self.submodule_paths.setdefault(sub, sub_name)
+        return name
 
     # ---- the root's parameters: the example inputs, then the defaults
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
@@ -292,7 +312,7 @@ def _legacy_constructors_record(tracer: "ConcreteTracer"):
 
     def new(cls, *args, **kwargs):
         if cls is torch.Tensor and any(isinstance(a, fx.Proxy) for a in args):
-            return tracer.create_proxy("call_function", torch.empty, args, kwargs)
+            return tracer.create_proxy("call_function", _TORCH_EMPTY, args, kwargs)
         return original(cls, *args, **kwargs)
 
     torch.Tensor.__new__ = new
