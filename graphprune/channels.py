@@ -29,6 +29,7 @@ from torch import nn
 from . import rules as _rules  # noqa: F401  (fills the rule table)
 from .atoms import Atoms
 from .groups import Group, Member
+from .reparam import legacy_weight_norm
 from .rules.table import lookup, target_name
 from .trace import TensorSpec, Traced, node_value, trace
 
@@ -247,12 +248,29 @@ class _Builder:
     def param_atoms(self, module_name: str, pname: str, roles: tuple) -> list[int]:
         key = (module_name, pname)
         if key not in self.params:
-            t = self.modules[module_name].get_parameter(pname) if pname in dict(
-                self.modules[module_name].named_parameters(recurse=False)) else getattr(self.modules[module_name], pname)
+            module = self.modules[module_name]
+            hook = legacy_weight_norm(module, pname)
+            if hook is not None:  # weight = g·v/‖v‖: its channels are v's dims and g's norm dim
+                return self._weight_norm_atoms(module_name, pname, hook, roles)
+            t = module._parameters.get(pname)
+            t = t if t is not None else getattr(module, pname)
             self.params[key] = [self.atoms.new(s) for s in t.shape]
             for d, role in enumerate(roles):
                 self._add_member(module_name, pname, d, role)
         return self.params[key]
+
+    def _weight_norm_atoms(self, module_name: str, pname: str, hook, roles: tuple) -> list[int]:
+        module = self.modules[module_name]
+        v, g = getattr(module, pname + "_v"), getattr(module, pname + "_g")
+        atoms = [self.atoms.new(s) for s in v.shape]
+        self.params[(module_name, pname)] = self.params[(module_name, pname + "_v")] = atoms
+        self.params[(module_name, pname + "_g")] = [a if g.shape[d] == v.shape[d] else self.atoms.new(g.shape[d])
+                                                    for d, a in enumerate(atoms)]
+        for d, role in enumerate(roles):
+            self._add_member(module_name, pname + "_v", d, role)
+            if g.shape[d] == v.shape[d] and g.shape[d] > 1:
+                self._add_member(module_name, pname + "_g", d, role)
+        return atoms
 
     def _add_member(self, module_name, pname, d, role) -> None:
         mkey = (module_name, pname, d)

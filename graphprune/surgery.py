@@ -30,6 +30,7 @@ import torch.fx as fx
 from torch import nn
 
 from .plan import Plan
+from .reparam import copy_model, effective_weights_as_directions, rederive_weight_norm
 from .rules.shape import _new_size_value
 from .rules.table import lookup
 from .trace import TensorSpec, Traced, module_state_restored, node_value, propagate, trace
@@ -395,9 +396,11 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
     for gid in plan.removed:
         if not plan.graph.groups[gid].prunable:
             raise ValueError(f"plan removes channels of group {gid}, which is blocked: {plan.graph.groups[gid].reason}")
-    pruned = model if inplace else copy.deepcopy(model)
+    pruned = model if inplace else copy_model(model)
     oracle = SizeOracle(plan)
+    effective_weights_as_directions(pruned)  # legacy weight norm: slice the weight itself, not its direction
     constants = _slice_state(pruned, plan)
+    rederive_weight_norm(pruned)
     sliced_constants = [k for k, v in constants.items()
                         if isinstance(v, torch.Tensor) and v is not plan.graph.traced.constants[k]]
     _resize_modules(pruned, plan, oracle, constants)
