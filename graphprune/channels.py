@@ -429,6 +429,11 @@ class ChannelGraph:
     def prunable_groups(self) -> list[Group]:
         return [g for g in self.groups if g.prunable]
 
+    @property
+    def guards(self) -> list:
+        """The conditions on the input the traced graph assumes (:class:`graphprune.trace.Guard`)."""
+        return self.traced.guards
+
     def groups_of(self, module: str, param: str = "weight", dim: int | None = None) -> list[Group]:
         """Groups with a member on ``module.param`` (optionally on one dim)."""
         return [g for g in self.groups if any(
@@ -472,6 +477,14 @@ class ChannelGraph:
                 lines.append(f"{'':>22}reason: {g.reason}")
             elif not g.exact:
                 lines.append(f"{'':>22}inexact: {g.inexact_reason}")
+        if self.guards:
+            lines.append(f"traced for inputs with ({len(self.guards)} guards; other inputs run the model's own code"
+                         " or, for a rewritten graph, fail on the guard):")
+            by_line: dict[str, list] = {}
+            for guard in self.guards:  # one line per source line asking (a loop over blocks asks once per block)
+                by_line.setdefault(guard.where, []).append(guard)
+            for where, guards in by_line.items():
+                lines.append(f"  {guards[0].text}  ({where}{f', x{len(guards)}' if len(guards) > 1 else ''})")
         return "\n".join(lines)
 
 

@@ -287,7 +287,9 @@ class ConcreteTracer(fx.Tracer):
             text, kind = f"len({text})", "size"
         if kind == "const":
             return
-        if how == "bool":
+        if how == "bool" and type(value) in (int, float):  # `if h % 8:` reads as a comparison with zero
+            text = f"{text} {'!=' if answer else '=='} 0"
+        elif how == "bool":
             text = text if answer else _negate(text)
         elif how == "array":
             text = f"{text} == {np.asarray(answer).tolist()!r}"
