@@ -96,7 +96,7 @@ def _gp(model, xs, ys, info, spec, box) -> None:
     box["stage"] = "analyze"
     t, graph = _common.timed(lambda: gp.analyze(model, xs[0].clone()))
     prunable = graph.prunable_groups
-    guards = [getattr(g, "text", str(g)) for g in getattr(graph, "guards", None) or getattr(graph.traced, "guards", [])]
+    guards = [g.text for g in graph.guards]
     _common.emit(traced=True, analyze_s=t, groups=len(graph.groups), prunable=len(prunable),
                  exact=sum(g.exact for g in prunable), inexact=sum(not g.exact for g in prunable),
                  inexact_reasons=sorted({g.inexact_reason for g in prunable if not g.exact})[:6],
