@@ -366,6 +366,8 @@ _INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.floo
 _NEGATION = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _KINDS = ("const", "size", "data")
 _CONST_ATTRIBUTES = {"dtype", "device", "ndim", "is_cuda", "requires_grad", "layout", "is_sparse"}
+_CONST_METHODS = {"dim", "ndimension", "type", "element_size", "is_floating_point", "is_complex", "get_device",
+                  "is_contiguous"}
 
 
 def _worst(*kinds: str) -> str:
@@ -387,8 +389,10 @@ def _describe(node: Any, depth: int = 0) -> tuple[str, str]:
         return f"{_name(args[0])}.shape", _size_kind(args[0])
     if node.op == "call_method" and target == "size":
         return f"{_name(args[0])}.shape[{args[1]!r}]", _size_kind(args[0])
-    if target is getattr and args[1] in _CONST_ATTRIBUTES or node.op == "call_method" and target in ("dim", "ndimension"):
-        return f"{_name(args[0])}.{args[1] if target is getattr else 'dim()'}", "const"
+    if target is getattr and args[1] in _CONST_ATTRIBUTES:
+        return f"{_name(args[0])}.{args[1]}", "const"
+    if node.op == "call_method" and target in _CONST_METHODS and len(args) == 1:  # x.type(): "torch.HalfTensor"
+        return f"{_name(args[0])}.{target}()", "const"
     if target is operator.getitem:
         base, kind = _describe(args[0], depth + 1)
         index, index_kind = _describe(args[1], depth + 1)
