@@ -836,7 +836,7 @@ def test_repeat_interleave_keeps_each_channel_with_its_copies():
             return self.b(self.a(x).repeat_interleave(2, dim=1))
 
     net, x = Interleave().eval(), torch.randn(1, 3, 4, 4)
-    (group, m) = [(g, m) for g, m in member(gp.analyze(net, x), "b", dim=1) if g.prunable]
+    [(group, m)] = [(g, m) for g, m in member(gp.analyze(net, x), "b", dim=1) if g.prunable]
     assert m.index_map.tolist()[:2] == [[0, 1], [2, 3]]  # channel c owns inputs 2c, 2c+1 of b
     pruned, _ = prune_and_check(net, x)
     assert pruned.b.in_channels == 8
