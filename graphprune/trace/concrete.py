@@ -167,12 +167,14 @@ class ConcreteTracer(fx.Tracer):
         self._autowrap_search.extend([*policy.wrapped_modules(), torch])
         self.policy, self.auto_leaves = policy, auto_leaves
         self.inputs = tuple(inputs)
-        self.vals = Values(mode, isolate=_untraced)
+        self.vals = Values(mode, isolate=self.computing)
         self.values: dict[fx.Node, Any] = {}
         self.guards: list[Guard] = []
         self.escalation: Escalate | None = None  # kept in case user code swallows the exception
         self.gp_stack: list[str] = []
         self._placeholders = 0
+        self._computing = False
+        self._state_names: dict[int, str] | None = None
 
     def trace(self, root, concrete_args=None):
         with _legacy_constructors_record(self):
@@ -183,12 +185,40 @@ class ConcreteTracer(fx.Tracer):
         return qualname in self.auto_leaves or self.policy.is_leaf(qualname, m) or super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):
+        if self._computing:  # running real code for a value: the module just runs
+            return forward(*args, **kwargs)
         if self.submodule_paths is not None and m not in self.submodule_paths:
             self._install(m)
         self.gp_stack.append(self.path_of_module(m))
         out = super().call_module(m, forward, args, kwargs)
         self.gp_stack.pop()  # on success only: after an error the stack still names the failing module
         return out
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        """A parameter or buffer read in forward becomes a ``get_attr`` node (found by identity, in O(1))."""
+        if self._computing or not isinstance(attr_val, torch.Tensor):
+            return attr_val
+        if self._state_names is None:
+            self._state_names = {id(t): n for n, t in (*self.root.named_parameters(), *self.root.named_buffers())}
+        name = self._state_names.get(id(attr_val))
+        if name is None or not (isinstance(attr_val, nn.Parameter) or self.proxy_buffer_attributes):
+            return attr_val
+        if name not in parameter_proxy_cache:
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+        return parameter_proxy_cache[name]
+
+    @contextlib.contextmanager
+    def computing(self):
+        """While a value is computed, fx's patched module calls and attribute reads pass straight through."""
+        was, self._computing = self._computing, True
+        st = fx._symbolic_trace
+        tracing = st._get_is_fx_tracing()
+        st._set_is_fx_tracing(False)
+        try:
+            yield
+        finally:
+            self._computing = was
+            st._set_is_fx_tracing(tracing)
 
     def _install(self, m: nn.Module) -> str:
         """A module the forward builds and calls (``Rearrange("b c h w -> b h w c")(x)``, ``nn.Upsample(...)(x)``)
@@ -341,20 +371,6 @@ def _fetch(root: nn.Module, path: str) -> Any:
         else:
             obj = getattr(obj, part)
     return obj
-
-
-@contextlib.contextmanager
-def _untraced():
-    """Run real code while tracing: fx's patches (module calls, wrapped functions) off, "not tracing"."""
-    from torch.fx import _symbolic_trace as st
-
-    was = st._get_is_fx_tracing()
-    st._set_is_fx_tracing(False)
-    try:
-        with st._maybe_revert_all_patches():
-            yield
-    finally:
-        st._set_is_fx_tracing(was)
 
 
 # --------------------------------------------------------------------------------------------------
