@@ -245,8 +245,17 @@ class _Builder:
         add(self.dims_of(node))
         return out
 
-    def param_atoms(self, module_name: str, pname: str, roles: tuple) -> list[int]:
+    def param_atoms(self, module_name: str, pname: str, roles: tuple, default: bool = False) -> list[int]:
+        """Atoms of a parameter's dims; its members get ``roles``.
+
+        A module's rule knows its parameters' roles (a conv's kernel dims are none), so its roles win
+        over the ``default`` ones a bare ``get_attr`` gives (every dim "out"), whichever comes first
+        in the graph (``self.head.weight.device`` read before ``self.head(x)`` runs).
+        """
         key = (module_name, pname)
+        if key in self.params and not default:
+            for d, role in enumerate(roles):
+                self._add_member(*self._member_key(module_name, pname, d), role)
         if key not in self.params:
             module = self.modules[module_name]
             hook = legacy_weight_norm(module, pname)
@@ -258,6 +267,12 @@ class _Builder:
             for d, role in enumerate(roles):
                 self._add_member(module_name, pname, d, role)
         return self.params[key]
+
+    def _member_key(self, module_name: str, pname: str, d: int) -> tuple[str, str, int]:
+        """The (module, param, dim) a member lives on: a legacy weight norm's ``weight`` is its ``weight_v``."""
+        if legacy_weight_norm(self.modules[module_name], pname) is not None:
+            return module_name, pname + "_v", d
+        return module_name, pname, d
 
     def _weight_norm_atoms(self, module_name: str, pname: str, hook, roles: tuple) -> list[int]:
         module = self.modules[module_name]
@@ -316,7 +331,7 @@ class _Builder:
         owner = self.modules.get(module_name)
         is_state = owner is not None and (pname in owner._parameters or pname in owner._buffers)
         if is_state:
-            self.node_dims[node.name] = self.param_atoms(module_name, pname, ("out",) * len(value.shape))
+            self.node_dims[node.name] = self.param_atoms(module_name, pname, ("out",) * len(value.shape), default=True)
         else:
             self.node_dims[node.name] = d = self._make_dims(value)
             for a in d:

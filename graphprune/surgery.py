@@ -176,27 +176,33 @@ def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
     """Keep int attributes that a traced-through forward reads back as literals equal to their new values.
 
     ``reshape(B, N, 3, self.num_heads, self.head_dim)``, ``view(B, self.embed_dim, H, W)``: the module is
-    the innermost one on the node's ``nn_module_stack``; a changed literal updates the one int attribute
-    holding its old value (several: the one named in :data:`MIRRORED_ATTRIBUTES`, else none). A wrong
-    guess cannot go unnoticed: the user's class is only returned when its forward, traced again,
-    computes the verified graph.
+    the innermost one on the node's ``nn_module_stack``. Per module, each old value whose literals all
+    change to one new value updates the one attribute that held it before any change (several: the one
+    named in :data:`MIRRORED_ATTRIBUTES`, else none). A wrong guess cannot go unnoticed: the user's class
+    is only returned when its forward, traced again, computes the verified graph.
     """
+    per_module: dict[str, dict] = {}
     for node, (args, kwargs) in changed.values():
         stack = node.meta.get("nn_module_stack") or {}
-        if not stack:
-            continue
-        path = list(stack.values())[-1][0]
+        if stack:
+            pairs = per_module.setdefault(list(stack.values())[-1][0], {})
+            for old, new in _changed_literals((node.args, node.kwargs), (args, kwargs)):
+                pairs.setdefault(old, set()).add(new)
+    for path, pairs in per_module.items():
         try:
             module = model.get_submodule(path)
         except AttributeError:
             continue
-        for old, new in _changed_literals((node.args, node.kwargs), (args, kwargs)):
-            hits = [a for a, v in vars(module).items() if not a.startswith("_") and _same_literal(v, old)]
+        original = {a: v for a, v in vars(module).items() if not a.startswith("_")}
+        for old, news in pairs.items():
+            if len(news) != 1:
+                continue  # one value read back as several different literals: ambiguous
+            hits = [a for a, v in original.items() if _same_literal(v, old)]
             if len(hits) > 1:
                 hits = [a for a in hits if a in MIRRORED_ATTRIBUTES]
             if len(hits) == 1:
-                value = getattr(module, hits[0])
-                setattr(module, hits[0], new if type(value) is int else type(value)(new))
+                (new,) = news
+                setattr(module, hits[0], new if type(original[hits[0]]) is int else type(original[hits[0]])(new))
 
 
 def _same_literal(value, literal) -> bool:

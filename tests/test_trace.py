@@ -178,7 +178,6 @@ def test_range_over_a_size_unrolls_and_is_guarded():
     assert sum(n.target == "body.0" for n in graph.traced.gm.graph.nodes) == 2
 
 
-NUMPY_ON_SIZES = "numpy on a traced size: ValueError 'invalid __array_struct__' (ConcreteProxy.__getattr__ answers numpy's dunder probes)"
 
 
 class CeilWindows(Stream):
@@ -197,8 +196,7 @@ class CeilWindows(Stream):
         return self.stream(F.pad(x, (0, wp - w, 0, hp - h)))[:, :, :h, :w]
 
 
-@pytest.mark.parametrize("numpy", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=NUMPY_ON_SIZES))],
-                         ids=["math.ceil", "np.ceil"])
+@pytest.mark.parametrize("numpy", [False, True], ids=["math.ceil", "np.ceil"])
 def test_int_of_the_ceil_of_a_size_is_guarded(numpy):
     graph, _ = prune_size_idiom(seeded(CeilWindows, numpy), torch.randn(1, 3, 6, 8), torch.randn(1, 3, 9, 5),
                                 {"ceil(x.shape[2] / 4) == 2": "hp, wp =", "ceil(x.shape[3] / 4) == 2": "hp, wp ="})
@@ -232,16 +230,12 @@ class NumpyCoords(Stream):
         return self.tail(self.body(t) * np.float64(0.25) + t)
 
 
-def _xfail_numpy(fn):
-    return pytest.param(fn, marks=pytest.mark.xfail(strict=True, reason=NUMPY_ON_SIZES))
-
-
 COORDS = {
-    "arange": _xfail_numpy(lambda w: np.arange(w)),
+    "arange": lambda w: np.arange(w),
     "arange-float32": lambda w: np.arange(w, dtype=np.float32),
-    "arange-over-size": _xfail_numpy(lambda w: np.arange(4, 4 + w, dtype=np.float32) / w),
+    "arange-over-size": lambda w: np.arange(4, 4 + w, dtype=np.float32) / w,
     "linspace": lambda w: np.linspace(-1, 1, w),
-    "float32-of-size": _xfail_numpy(lambda w: np.full(w, np.float32(w))),
+    "float32-of-size": lambda w: np.full(w, np.float32(w)),
 }
 
 
@@ -339,12 +333,8 @@ class TinySwinIR(nn.Module):
         return self.conv_last(t.transpose(1, 2).view(B, C, H, W))
 
 
-MIRROR_SAME_VALUE = ("_mirror_attributes: num_heads (2) read twice as a literal; its second change finds the "
-                     "other int attribute still equal to 2 (shift) and rewrites it")
 
-
-@pytest.mark.parametrize("shift", [1, pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=MIRROR_SAME_VALUE))],
-                         ids=["shift=1", "shift=num_heads"])
+@pytest.mark.parametrize("shift", [1, 2], ids=["shift=1", "shift=num_heads"])
 def test_swinir_mask_recomputed_from_sizes(shift):
     """``x_size != self.input_resolution``: the mask is built from sizes while tracing (``torch.zeros((1, H, W,
     1))``, ``img_mask[:, h, w, :] = cnt`` over slices); the pruned class recomputes it at any size."""
@@ -410,8 +400,6 @@ class Crop(Stream):
         return self.stream(F.pad(x, (2, 2, 2, 2), mode="replicate"))[:, :, 2:-2, 2:-2]
 
 
-@pytest.mark.xfail(strict=True, reason="_rewrite_getitem rewrites the spatial crop 2:-2 to 2:10 (no channels involved): "
-                                       "an unguarded GraphModule, wrong shape at another size")
 def test_crop_with_negative_literal_bounds_keeps_the_class():
     model, x = seeded(Crop), torch.randn(1, 3, 8, 8)
     graph, plan, pruned = prune(model, x)
@@ -665,12 +653,8 @@ class CachesOnItself(Stream):
         return self.tail(self.body(t) + t)
 
 
-WEIGHT_DEVICE = ("reading head.weight.device before head runs frees the weight's dims: its kernel's spatial dims "
-                 "become prunable groups (3x3 sliced to 1x1)")
 
-
-@pytest.mark.parametrize("cls", [BuiltInForward, FactoryOnDevice, LegacyConstructor, CachesOnItself,
-                                 pytest.param(FactoryOnWeightDevice, marks=pytest.mark.xfail(strict=True, reason=WEIGHT_DEVICE))],
+@pytest.mark.parametrize("cls", [BuiltInForward, FactoryOnDevice, LegacyConstructor, CachesOnItself, FactoryOnWeightDevice],
                          ids=["module-built-in-forward", "factory-on-input-device", "torch.Tensor(b,h,w)", "cache",
                               "factory-on-weight-device"])
 def test_what_forward_builds_traces_prunes_and_leaves_the_model_untouched(cls):

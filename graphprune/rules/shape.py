@@ -122,28 +122,42 @@ def _index_items(index) -> list:
 
 
 def _rewrite_getitem(node, R):
-    """Move slice bounds when channels before or inside a slice were pruned."""
+    """Move slice bounds when channels before or inside a slice were pruned; others stay as written."""
     slices = R.aux(node).get("slices")
     if not slices:
         return None
     items = _index_items(node.args[1])
     changed = False
     for pos, (kind, before, seg) in slices.items():
+        d = _dim_of(items, pos)
+        size, old_size = R.size(node.args[0], d), R.old_size(node.args[0], d)
         start = R.atom_size(before)
         if kind == "int":
-            if start != (items[pos] if items[pos] >= 0 else R.old_size(node.args[0], _dim_of(items, pos))
-                         + items[pos]):
-                items[pos], changed = start, True
+            old = items[pos] if items[pos] >= 0 else old_size + items[pos]
+            if start != old:
+                items[pos], changed = (start if items[pos] >= 0 else start - size), True
             continue
-        old = items[pos]
-        stop = None if old.stop is None else start + R.atom_size(seg)  # an open end stays open: it reaches the end
-        new = slice(start if (start or old.start is not None) else None, stop)
-        if (new.start or 0, new.stop) != (old.start or 0, old.stop):
+        new = _moved_slice(items[pos], start, R.atom_size(seg), size)
+        if new != items[pos]:
             items[pos], changed = new, True
     if not changed:
         return None
     index = tuple(items) if isinstance(node.args[1], tuple) else items[0]
     return (node.args[0], index), node.kwargs
+
+
+def _moved_slice(old: slice, start: int, length: int, size: int) -> slice:
+    """``old`` with its segment now at ``start`` of ``length`` in a dim of ``size``, written as ``old`` was:
+    an open end stays open, a bound counted from the end stays counted from the end (``2:-2`` of a crop)."""
+    stop = start + length
+    new_start = None if old.start is None and start == 0 else (start - size if (old.start or 0) < 0 else start)
+    if old.stop is None:
+        new_stop = None
+    elif old.stop < 0:
+        new_stop = stop - size if stop < size else None
+    else:
+        new_stop = stop
+    return slice(new_start, new_stop, old.step)
 
 
 def _dim_of(items: list, pos: int) -> int:

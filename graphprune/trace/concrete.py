@@ -124,6 +124,17 @@ class ConcreteProxy(fx.Proxy):
     def __iter__(self):
         return iter([self[i] for i in range(len(self))])
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``np.ceil(h / ws)`` on a traced size: recorded like ``math.ceil``, answered when Python asks.
+
+        With arrays among the inputs (``np.arange(w) / h``) numpy computes a constant: the sizes are
+        answered (and guarded) and numpy runs on them.
+        """
+        if method == "__call__" and not kwargs and all(isinstance(i, (fx.Proxy, int, float)) for i in inputs):
+            return self.tracer.create_proxy("call_function", ufunc, inputs, {})
+        concrete = [np.asarray(i) if isinstance(i, fx.Proxy) else i for i in inputs]
+        return getattr(ufunc, method)(*concrete, **kwargs)
+
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.tracer.concretize(self, "array"), dtype=dtype)
 
@@ -134,6 +145,8 @@ class ConcreteProxy(fx.Proxy):
         self.tracer.create_proxy("call_function", operator.setitem, (self, index, value), {})
 
     def __getattr__(self, k: str) -> "ConcreteAttribute":
+        if k.startswith("__") and k.endswith("__"):  # protocol probes (numpy's __array_struct__): not tensor attributes
+            raise AttributeError(k)
         return ConcreteAttribute(self, k)
 
 
@@ -323,7 +336,7 @@ class ConcreteTracer(fx.Tracer):
             text = text if answer else _negate(text)
         elif how == "array":
             text = f"{text} == {np.asarray(answer).tolist()!r}"
-        elif how in ("int", "index", "float") and not isinstance(value, type(answer)):
+        elif how in ("int", "index", "float") and not (isinstance(value, (int, float, np.number)) and value == answer):
             text = f"{'int' if how == 'index' else how}({text}) == {answer!r}"
         else:
             text = f"{text} == {answer!r}"
