@@ -26,6 +26,7 @@ from torch import nn
 
 from .plan import Plan
 from .rules.table import lookup
+from .spec import make_spec  # the spec graphprune.save writes when given no other
 from .trace import TensorSpec, _propagate, module_state_restored, node_value
 
 __all__ = ["apply", "PruneError", "SizeOracle"]
@@ -292,6 +293,5 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
             if hasattr(model, attr):
                 setattr(gm, attr, copy.deepcopy(getattr(model, attr)))
     if getattr(model, "gp_spec", None):
-        from .io import make_spec  # the spec graphprune.save writes when given no other
         result.gp_save_spec = make_spec(plan, model=model)
     return result

@@ -37,6 +37,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import one_line as _one_line
+
 __all__ = [
     "TensorSpec",
     "Traced",
@@ -249,11 +251,6 @@ def _take_constants(model: nn.Module, before: set[str]) -> dict[str, torch.Tenso
         if name not in before and name.startswith("_tensor_constant"):
             taken[name] = model._buffers.pop(name) if name in model._buffers else vars(model).pop(name)
     return taken
-
-
-def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import graphprune as gp
-from graphprune.pipeline import Pipeline, PipelineError
-from graphprune.recipe import RecipeError, load_recipe
+from graphprune.compress.pipeline import Pipeline, PipelineError
+from graphprune.compress.recipe import RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.kwargs={n_feats: 8, n_resblocks: 2}", "data.train.batch_size=2", "data.train.patch_size=12",

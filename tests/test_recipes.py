@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from graphprune.plan import n_removed
-from graphprune.recipe import (Recipe, RecipeError, Schedule, dump_recipe, load_recipe,
+from graphprune.compress.recipe import (Recipe, RecipeError, Schedule, dump_recipe, load_recipe,
                                parse_override)
 from graphprune.train.trainer import TrainConfig
 
@@ -234,9 +234,9 @@ def test_base_recipe_is_valid(tmp_path):
 def test_module_doctests(monkeypatch):
     import doctest
 
-    import graphprune.recipe
+    import graphprune.compress.recipe
     monkeypatch.chdir(RECIPES[0].parents[1])  # the examples name recipes/ relative to the repo
-    assert doctest.testmod(graphprune.recipe).failed == 0
+    assert doctest.testmod(graphprune.compress.recipe).failed == 0
 
 
 def test_all_problems_in_one_error(tmp_path):

@@ -29,8 +29,8 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from graphprune.pipeline import Pipeline, PipelineError
-    from graphprune.recipe import RecipeError, load_recipe
+    from graphprune.compress.pipeline import Pipeline, PipelineError
+    from graphprune.compress.recipe import RecipeError, load_recipe
     from graphprune.train import destroy_distributed, init_distributed, is_main_process
 
     try:

@@ -33,7 +33,6 @@ import dataclasses
 import functools
 import inspect
 import json
-import math
 import random
 import shlex
 import sys
@@ -47,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sr.metrics import calculate_psnr
 from . import checkpoint as ckpt
 from .distributed import (all_gather_object, barrier, broadcast_object, default_device, get_rank,
                           get_world_size, is_main_process, unwrap, wrap_ddp)
@@ -249,21 +249,17 @@ def psnr_eval_fn(val_data, *, rgb_range: float, device: torch.device | str = "cp
                  ) -> Callable[[nn.Module], dict]:
     """A simple default ``eval_fn``: mean RGB PSNR over ``val_data`` (8-bit quantized, border = scale).
 
-    ``val_data`` yields ``{"lr", "hr"}`` in ``[0, rgb_range]`` like the training data.
-
-    Deliberately simple (whole images, RGB, no Y channel): recipes that report paper numbers pass
-    an ``eval_fn`` built on :mod:`graphprune.train.metrics` (Y-channel PSNR/SSIM, tiled inference).
+    ``val_data`` yields ``{"lr", "hr"}`` in ``[0, rgb_range]`` like the training data. The PSNR is
+    :func:`graphprune.sr.metrics.calculate_psnr` on RGB; recipes that report paper numbers pass an
+    ``eval_fn`` measuring on Y (:func:`graphprune.sr.evaluate.evaluate`, tiled inference too).
     """
     def eval_fn(model: nn.Module) -> dict:
         total = 0.0
         for i in range(len(val_data)):
             s = val_data[i]
-            lr, hr = s["lr"][None].to(device), s["hr"][None].to(device).float() / rgb_range
-            sr = model(lr).clamp(0, rgb_range).mul(255.0 / rgb_range).round() / 255.0
-            c = hr.shape[-1] // lr.shape[-1]  # crop `scale` border pixels, as the SR literature does
-            crop = (..., slice(c, -c), slice(c, -c)) if c > 0 else (...,)
-            mse = F.mse_loss(sr[crop], hr[crop]).item()
-            total += 10 * math.log10(1.0 / max(mse, 1e-10))
+            sr = model(s["lr"][None].to(device))[0].cpu()
+            scale = s["hr"].shape[-1] // s["lr"].shape[-1]  # crop `scale` border pixels, as the papers do
+            total += calculate_psnr(sr, s["hr"], scale, test_y_channel=False, rgb_range=rgb_range)
         return {"psnr": total / max(len(val_data), 1)}
     return eval_fn
 
