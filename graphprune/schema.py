@@ -43,8 +43,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Literal, NamedTuple, Sequence, Union
 
-__all__ = ["Schema", "Problem", "ConfigError", "Variants", "field", "load", "suggest", "kind_of",
-           "describe", "INVALID"]
+__all__ = ["Schema", "Problem", "ConfigError", "Variants", "field", "load", "subset", "plain", "suggest",
+           "kind_of", "describe", "INVALID"]
 
 
 class Problem(NamedTuple):
@@ -137,6 +137,41 @@ def load(hint: Any, data: Any, path: str = "") -> tuple[Any, list[Problem]]:
     return (INVALID if problems else value), problems
 
 
+def subset(cls: type, name: str, exclude: dict[str, str]) -> type:
+    """A schema with ``cls``'s fields except ``exclude`` (field -> where it is set instead).
+
+    A key of ``exclude`` (or one of its aliases) in the data is an unknown key whose hint says
+    where it belongs. Used for a recipe's ``train:`` block: the trainer's settings, minus what the
+    recipe sets elsewhere.
+    """
+    hints = typing.get_type_hints(cls, include_extras=True)
+    kept = [(f.name, hints[f.name], dataclasses.field(default=f.default, default_factory=f.default_factory,
+                                                      metadata=f.metadata))
+            for f in dataclasses.fields(cls) if f.name not in exclude]
+    new = dataclasses.make_dataclass(name, kept, bases=(Schema,), kw_only=True)
+    new.ALIASES = {a: t for a, t in cls.ALIASES.items() if t not in exclude}
+    new.KEY_HINTS = {k: f"set by {exclude[t]}, not here" for k, t in
+                     [(k, k) for k in exclude] + [(a, t) for a, t in cls.ALIASES.items() if t in exclude]}
+    new.__module__ = cls.__module__
+    return new
+
+
+def plain(value: Any) -> Any:
+    """Schemas as plain data (dicts, lists, numbers, strings; anything else its ``repr``): for YAML,
+    JSON and comparisons.
+
+    >>> plain({"betas": (0.9, 0.99), "fn": len})
+    {'betas': [0.9, 0.99], 'fn': '<built-in function len>'}
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+
+
 # ------------------------------------------------------------------------------------ wording
 def kind_of(v: Any) -> str:
     """``'a string'``, ``'an integer'``, ... : how a message names what it was given."""
@@ -151,6 +186,13 @@ def describe(hint: Any) -> str:
     """What a message says is expected for a type hint (``'an integer'``, ``'one of a, b'``, ...)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
+        tag = next((a for a in args[1:] if isinstance(a, Variants)), None)
+        classes = typing.get_args(args[0]) or (args[0],)
+        if tag is not None and tag.key:
+            kinds = [t for c in classes for t in typing.get_args(typing.get_type_hints(c)[tag.key])[:1]]
+            return f"a mapping with {tag.key}: one of {', '.join(kinds)}"
+        if tag is not None:
+            return "a mapping with one of the keys " + ", ".join(dataclasses.fields(c)[0].name for c in classes)
         return describe(args[0])
     if origin is Union:
         inner = [describe(a) for a in args if a is not type(None)]
@@ -197,8 +239,8 @@ def _convert(value: Any, hint: Any, path: str, problems: list[Problem]) -> Any:
         return value
     if origin is typing.Annotated:
         tag = next((a for a in args[1:] if isinstance(a, Variants)), None)
-        return _variant(value, typing.get_args(args[0]), tag, path, problems) if tag else \
-            _convert(value, args[0], path, problems)
+        classes = typing.get_args(args[0]) or (args[0],)  # Union[A] is A
+        return _variant(value, classes, tag, path, problems) if tag else _convert(value, args[0], path, problems)
     if origin is Union:
         return _union(value, args, path, problems)
     if origin is Literal:
@@ -327,42 +369,44 @@ def _schema(cls: type, data: Any, path: str, problems: list[Problem]) -> Any:
 def _fields(cls: type, data: dict, path: str, problems: list[Problem]) -> dict:
     """The checked keyword arguments of ``cls`` from ``data`` (aliases resolved, defaults left out)."""
     keys, hints = cls.keys(), typing.get_type_hints(cls, include_extras=True)
-    given: dict[str, Any] = {}
+    given: dict[str, tuple[str, Any]] = {}  # field -> (the key as written, value)
     for key, value in data.items():
         name = cls.ALIASES.get(key, key)
         if name not in keys:
             why = f" ({cls.KEY_HINTS[key]})" if key in cls.KEY_HINTS else suggest(key, keys + list(cls.ALIASES))
             problems.append(Problem(join(path, key), f"unknown key{why}; valid keys: {', '.join(keys)}"))
         elif name in given:
-            problems.append(Problem(join(path, key), f"given twice (also as {name!r})"))
+            problems.append(Problem(join(path, key), f"given twice (also as {given[name][0]!r})"))
         else:
-            given[name] = value
+            given[name] = (key, value)
     kwargs = {}
     for f in dataclasses.fields(cls):
-        where = join(path, f.name)
         if f.name not in given:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 doc = f" ({f.metadata['doc']})" if f.metadata.get("doc") else ""
-                problems.append(Problem(where, f"missing required key; expected {describe(hints[f.name])}{doc}"))
+                problems.append(Problem(join(path, f.name), f"missing required key; expected "
+                                                            f"{describe(hints[f.name])}{doc}"))
             continue
-        value = _convert(given[f.name], hints[f.name], where, problems)
-        if value is not INVALID and _in_range(value, f.metadata, where, problems):
+        key, raw = given[f.name]
+        where = join(path, key)
+        value = _convert(raw, hints[f.name], where, problems)
+        if value is not INVALID and _in_range(value, f.metadata, where, problems, key):
             problems.extend(Problem(where, m) for m in f.metadata.get("check", lambda v: [])(value))
         kwargs[f.name] = value
     return kwargs
 
 
-def _in_range(value: Any, meta: dict, path: str, problems: list[Problem]) -> bool:
-    """Check the ``ge``/``gt``/``le``/``lt`` bounds (element-wise on sequences)."""
-    if isinstance(value, (list, tuple)):
-        return all([_in_range(v, meta, join(path, i), problems) for i, v in enumerate(value)])
+def _in_range(value: Any, meta: dict, path: str, problems: list[Problem], name: str) -> bool:
+    """Check the ``ge``/``gt``/``le``/``lt`` bounds (element-wise on sequences and mapping values)."""
+    if isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return all([_in_range(v, meta, join(path, i), problems, name) for i, v in items])
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return True
     bounds = [(op, meta[k]) for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if k in meta]
     tests = {">=": value.__ge__, ">": value.__gt__, "<=": value.__le__, "<": value.__lt__}
     if all(tests[op](b) is True for op, b in bounds):
         return True
-    name = next((k for k in reversed(path.split(".")) if not k.isdigit()), "value")
     lo = [(op, b) for op, b in bounds if op[0] == ">"]
     hi = [(op, b) for op, b in bounds if op[0] == "<"]
     if lo and hi:

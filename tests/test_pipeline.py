@@ -83,7 +83,7 @@ def test_missing_dataset_stops_at_start_with_the_fix(tmp_path):
     out = run_cli("--recipe", "recipes/ledsr_x4_srp.yaml", "--out", str(tmp_path / "run"),
                   "--set", "model.checkpoint=null")
     assert out.returncode == 2
-    assert "datasets/DF2K does not exist" in out.stderr and "data.train.type=demo" in out.stderr
+    assert "datasets/DF2K does not exist" in out.stderr and "data.train={type: demo}" in out.stderr
     assert not (tmp_path / "run").exists(), "nothing is written when the run cannot start"
 
 

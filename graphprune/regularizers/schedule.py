@@ -26,12 +26,12 @@ __all__ = ["PenaltySchedule"]
 
 @dataclass(frozen=True, kw_only=True)
 class PenaltySchedule(Schema):
-    """The official defaults; names of the official options in the field docs' sources."""
+    """The official defaults; each field's doc names the official option."""
 
-    delta: float = field(1e-4, doc="λ increment per update (--reg_granularity_prune)", gt=0)
-    every: int = field(20, doc="iterations between updates (--update_reg_interval)", ge=1)
-    ceiling: float = field(0.5, doc="stop growing when λ exceeds it (--reg_upper_limit)", gt=0)
-    stabilize: int = field(43150, doc="iterations with λ frozen before pruning (--stabilize_reg_interval)", ge=0)
+    delta: float = field(1e-4, doc="λ increment per update, official --reg_granularity_prune", gt=0)
+    every: int = field(20, doc="iterations between updates, official --update_reg_interval", ge=1)
+    ceiling: float = field(0.5, doc="stop growing when λ exceeds it, official --reg_upper_limit", gt=0)
+    stabilize: int = field(43150, doc="iterations with λ frozen before pruning, official --stabilize_reg_interval", ge=0)
 
     @property
     def updates_to_stop(self) -> int:

@@ -313,6 +313,28 @@ class PairedImageDataset(Dataset):
             self._cached_bytes += size
         return pair
 
+    def lr_size(self, i: int) -> tuple[int, int]:
+        """``(height, width)`` of pair ``i``'s LR image, from the file headers (nothing decoded)."""
+        from PIL import Image
+
+        pair = self.pairs[i]
+        with Image.open(pair.lr or pair.hr) as im:
+            w, h = im.size
+        return (h, w) if pair.lr else (h // self.scale, w // self.scale)
+
+    def check_patch_size(self) -> None:
+        """Raise a one-line ValueError naming the first image whose LR is smaller than the patch.
+
+        Called when a training set is built, so that the run stops before any work, not at the
+        first unlucky batch hours later.
+        """
+        small = [(i, s) for i in range(len(self.pairs)) if min(s := self.lr_size(i)) < self.patch_size]
+        if small:
+            (i, (h, w)), more = small[0], f" (and {len(small) - 1} more)" if len(small) > 1 else ""
+            raise ValueError(f"{self.pairs[i].hr}: its LR image is {h}x{w} at x{self.scale}, smaller "
+                             f"than the {self.patch_size}x{self.patch_size} training patch{more}; use "
+                             f"a smaller patch_size or leave such images out")
+
     def preload(self) -> "PairedImageDataset":
         """Decode every image now (within the cache limit); returns ``self``."""
         for i in range(len(self.pairs)):

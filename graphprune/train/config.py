@@ -19,7 +19,6 @@ invalid training config:
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal, Optional, Union
@@ -27,7 +26,7 @@ from typing import Any, Callable, ClassVar, Literal, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..schema import ConfigError, Problem, Schema, field, load
+from ..schema import ConfigError, Problem, Schema, field, load, plain
 from .optim import Adam, Optimizer
 from .schedules import ConstantLR, Scheduler
 
@@ -110,15 +109,7 @@ class TrainConfig(Schema):
 
     def to_dict(self) -> dict:
         """Plain data (callables become their repr) for the checkpoint and ``config.json``."""
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v if v is None or isinstance(v, (bool, int, float, str)) else repr(v)
+        return plain(self)
 
 
 def build_loss(spec: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
