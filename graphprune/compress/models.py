@@ -140,13 +140,13 @@ def import_path_note() -> str | None:
     return f"PYTHONPATH={cwd}"
 
 
-def build_dense(model: NamedModel, seed: int) -> nn.Module:
+def build_dense(model: NamedModel, seed: int, *, weights: bool = True) -> nn.Module:
     """The dense model, its random initialization drawn from ``seed``; weights loaded if named."""
     from ..io import build_model
 
     torch.manual_seed(seed)
     dense = build_model(model.spec())
-    if model.checkpoint:
+    if weights and model.checkpoint:
         load_weights(dense, model.checkpoint)
     return dense
 

@@ -1,13 +1,22 @@
-"""The compress pipeline: a recipe's stages, resumable at any point, ending in a report.
+"""The compress pipeline: a recipe's stages, each one method, resumable, ending in a report.
 
-Stages, in order, each optional: ``pretrain`` (dense training) → ``regularize`` (ASSL/SRP penalty,
-as long as the schedule says) → ``prune`` (the physical rewrite; for the one-shot ``l1`` baseline
-this is the only pruning step; ``scratch`` re-initializes the pruned architecture) → ``finetune`` →
-``evaluate`` (dense, pruned and bicubic, on every evaluation set).
+:data:`~graphprune.compress.recipe.STAGES`, in order, each optional: :meth:`Pipeline.pretrain`
+(dense training) → :meth:`~Pipeline.regularize` (ASSL/SRP penalty, as long as the schedule says) →
+:meth:`~Pipeline.prune` (the physical rewrite; the only pruning step of the one-shot ``l1``
+baseline; ``scratch`` re-initializes the pruned architecture) → :meth:`~Pipeline.finetune` →
+:meth:`~Pipeline.evaluate` (dense, pruned and bicubic on every evaluation set, then the report).
 
-Resumability: every stage writes its result (a ``graphprune.save`` file) and then marks itself done
-in ``state.json`` (atomically). A re-run with ``resume=True`` skips finished stages and lets the
-trainer of an interrupted stage continue from its last checkpoint, exactly.
+Before anything is written, :meth:`Pipeline.prepare` builds and checks everything a run needs:
+the device, the dense model (seeded by ``seed:``, so its initialization is reproducible) and its
+weights, its output shape for the recipe's scale, the datasets (every training image against the
+patch size), the analysis and every module glob of the recipe. A problem stops the run there with
+a one-line :class:`PipelineError` and no run folder.
+
+Resumability: every stage saves its product (a ``graphprune.save`` file) and then marks itself
+done in ``state.json``; the next stage always reads the saved product, so an interrupted and
+resumed run takes exactly the path of an uninterrupted one. A re-run with ``resume=True`` skips
+finished stages and lets the trainer of an interrupted stage continue from its last checkpoint;
+it refuses a recipe that differs from the stored ``recipe.yaml``.
 
 Run directory::
 
@@ -23,10 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,15 +42,23 @@ from torch import nn
 
 from .. import io as gpio
 from ..channels import ChannelGraph, analyze
-from ..plan import Plan, plan as make_plan
-from ..regularizers import REGULARIZERS, PenaltySchedule
-from ..sr.data import PairedImageDataset, benchmark_set, demo_dataset, div2k
+from ..errors import one_line
+from ..files import atomic_write
+from ..globs import unmatched, unmatched_message
+from ..plan import Plan, plan as make_plan, producer_names
+from ..regularizers import REGULARIZERS
+from ..schema import plain
 from ..sr.evaluate import bicubic_scores, evaluate
 from ..surgery import apply
+from ..trace import TraceError
 from ..train import Trainer, is_main_process
-from ..train.distributed import barrier
+from ..train.distributed import barrier, default_device
+from .models import CheckpointError, build_dense
+from .provenance import command_line, reproducibility
+from .recipe import STAGES, Recipe, RecipeError, dump_recipe, load_recipe, recipe_differences
+from .report import short_count, write_report
 
-__all__ = ["Pipeline", "PipelineError", "build_dataset", "complexity"]
+__all__ = ["Pipeline", "PipelineError", "complexity"]
 
 log = logging.getLogger("graphprune.compress")
 
@@ -53,349 +67,361 @@ class PipelineError(RuntimeError):
     """A run cannot start or continue (one line, naming the problem and the fix)."""
 
 
-# ------------------------------------------------------------------------------------ building
-def build_dataset(spec: dict, *, scale: int, rgb_range: float, train: bool, seed: int = 0,
-                  patch_size: int = 48, repeat: int | None = None, cache: bool = True):
-    """A dataset from a recipe entry ``{type, root, name, hr_dir, lr_dir, index_range}``."""
-    kind = spec.get("type", "demo")
-    kw: dict[str, Any] = dict(train=train, rgb_range=rgb_range)
-    if train:
-        kw.update(patch_size=patch_size, seed=seed, cache=cache)
-        if repeat is not None:
-            kw["repeat"] = repeat
-    if kind == "demo":
-        return demo_dataset("train" if train else "val", scale, **kw)
-    if kind in ("div2k", "df2k"):
-        return div2k(spec["root"], scale, "train" if train else "valid", spec.get("index_range"),
-                     prefix=kind.upper(), **kw)
-    if kind == "benchmark":
-        return benchmark_set(spec["root"], spec["name"], scale, **kw)
-    if kind == "folder":
-        return PairedImageDataset.from_folders(spec["hr_dir"], spec.get("lr_dir"), scale=scale,
-                                               index_range=spec.get("index_range"), **kw)
-    raise PipelineError(f"unknown dataset type {kind!r}")
-
-
-def set_name(spec: dict) -> str:
-    return spec.get("name") or spec.get("type", "set")
-
-
-def complexity(model: nn.Module, example: torch.Tensor, scale: int) -> dict:
+def complexity(model: nn.Module, example: torch.Tensor, scale: int, leaf_modules=()) -> dict:
     """Params, fvcore flops at the example input, and the SR papers' Mult-Adds (1280x720 output)."""
     from ..flops import count, sr_mult_adds
 
-    c = count(model, example)
-    return {"params": int(c["params"]), "flops": int(c["flops"]), "mult_adds": int(sr_mult_adds(model, scale))}
+    c = count(model, example, leaf_modules=leaf_modules)
+    return {"params": int(c["params"]), "flops": int(c["flops"]), "flops_input": list(example.shape),
+            "mult_adds": int(sr_mult_adds(model, scale, leaf_modules=leaf_modules))}
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------------------------ pipeline
 class Pipeline:
-    """Run a validated recipe. ``recipe`` is a :class:`graphprune.recipe.Recipe`."""
+    """Run a validated :class:`~graphprune.compress.recipe.Recipe` in ``out_dir``."""
 
-    STAGES = ("pretrain", "regularize", "prune", "finetune", "evaluate")
-
-    def __init__(self, recipe, out_dir: str | Path | None = None, *, resume: bool = False,
-                 device: str | None = None, argv: list[str] | None = None):
-        self.recipe = recipe
-        self.r = recipe.to_dict()
-        self.out = Path(out_dir or self.r["output_dir"])
-        self.resume = resume
-        self.device = device
-        self.argv = argv or sys.argv
-        self.scale = int(self.r["scale"])
-        self.rgb_range = float(self.r["rgb_range"])
+    def __init__(self, recipe: Recipe, out_dir: str | Path | None = None, *, resume: bool = False,
+                 device: str | None = None, command: str | None = None):
+        self.recipe, self.resume = recipe, resume
+        self.out = Path(out_dir or recipe.run_dir)
+        self.device = device or recipe.train.device
+        self.command = command or command_line([sys.executable, *sys.argv])
         self.state: dict[str, Any] = {"done": [], "stages": [], "results": {}}
+        self.example = torch.zeros(recipe.prune.example_input)  # shapes only: analysis and counting
+        self.dense: nn.Module | None = None
+        self.pruned: nn.Module | None = None
         self.graph: ChannelGraph | None = None
+        self.plan: Plan | None = None
+        self.regularizer = None
+        self.train_data, self.val_sets, self.eval_sets = None, {}, {}
+        self.result: dict[str, Any] = {}
 
-    # -------------------------------------------------------------- setup
     @property
     def method(self) -> str:
-        return (self.r.get("prune") or {}).get("method", "none")
+        return self.recipe.prune.method
 
-    def example_input(self) -> torch.Tensor:
-        shape = (self.r.get("prune") or {}).get("example_input") or [1, 3, 48, 48]
-        return torch.rand(*shape) * self.rgb_range
+    @property
+    def done(self) -> list[str]:
+        return self.state["done"]
 
-    def _prepare_dir(self) -> None:
+    # ------------------------------------------------------------------ start-up: nothing written
+    def prepare(self, *, data: bool = True) -> None:
+        """Every check a run needs before its first file; raises :class:`PipelineError`.
+
+        ``data=False`` (dry run): no datasets, and dense weights only when their file is there.
+        """
+        self._check_device()
+        self.dense = self._build_dense(weights=data or Path(self.recipe.model.checkpoint or "").is_file())
+        self._check_output_shape(self.dense)
+        if self.method != "none":
+            self._check_globs(self.dense, self._analyze(self.dense))
+        if data:
+            self._build_datasets()
+
+    def _check_device(self) -> None:
+        try:
+            device = torch.device(self.device) if self.device else default_device()
+        except RuntimeError as e:
+            raise PipelineError(f"--device {self.device}: {one_line(e)}; use cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise PipelineError(f"--device {self.device}: this machine has no CUDA device "
+                                "(torch.cuda.is_available() is False); use --device cpu")
+        self.device = str(device)
+
+    def _build_dense(self, weights: bool) -> nn.Module:
+        m = self.recipe.model
+        try:
+            return build_dense(m, self.recipe.seed, weights=weights)
+        except CheckpointError as e:
+            raise PipelineError(f"model.checkpoint: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a user's factory may raise anything
+            raise PipelineError(f"model.name: {m.name} cannot be built: {one_line(e, with_type=True)}") from None
+
+    def _traced(self, fn, *args, **kwargs):
+        """``fn(...)``, an untraceable model turned into one line naming ``model.leaf_modules``."""
+        try:
+            return fn(*args, **kwargs)
+        except TraceError as e:
+            raise PipelineError(f"model.name: {one_line(e, limit=400)}; in a recipe, name the module that holds "
+                                "the untraceable code in model.leaf_modules (e.g. --set "
+                                "'model.leaf_modules=[\"body.*\"]')") from None
+
+    def _check_output_shape(self, model: nn.Module) -> None:
+        from ..flops import _shape_trace  # the meta-device trace counting uses: no real forward
+
+        traced = self._traced(_shape_trace, model, self.example, self.recipe.model.leaf_modules)
+        out = next(n for n in traced.gm.graph.nodes if n.op == "output").args[0]
+        got = list(getattr(out.meta.get("gp_value"), "shape", ()))
+        n, c, h, w = self.recipe.prune.example_input
+        want = [n, c, h * self.recipe.scale, w * self.recipe.scale]
+        if got != want:
+            raise PipelineError(f"model.name: {self.recipe.model.name} turns a {[n, c, h, w]} input into {got or '?'}; "
+                                f"an x{self.recipe.scale} SR model for this data must give {want} (check scale, "
+                                "model.kwargs and the model's upsampler)")
+
+    def _analyze(self, model: nn.Module) -> ChannelGraph:
+        m = self.recipe.model
+        return self._traced(analyze, model, self.example, ignore=self.recipe.prune.ignore, leaf_modules=m.leaf_modules)
+
+    def _check_globs(self, model: nn.Module, graph: ChannelGraph) -> None:
+        names = [n for n, _ in model.named_modules() if n]
+        for what, globs, among in (("prune.ignore", self.recipe.prune.ignore, names),
+                                   ("model.leaf_modules", self.recipe.model.leaf_modules, names),
+                                   ("prune.ratios", list(self.recipe.prune.ratios), producer_names(graph))):
+            if unmatched(globs, among):
+                raise PipelineError(unmatched_message(what, globs, among))
+        ids = {g.id for g in graph.groups}
+        bad = [k for k in self.recipe.prune.ratios if isinstance(k, int) and k not in ids]
+        if bad:
+            raise PipelineError(f"prune.ratios: group id(s) {bad} do not exist; this model has groups 0-{max(ids)} "
+                                "(see --dry-run)")
+
+    def _build_datasets(self) -> None:
+        r = self.recipe
+        try:
+            if r.data.train is not None:
+                self.train_data = r.data.train.build_train(r.scale, float(r.rgb_range), r.seed)
+            self.val_sets = {s.label: s.build(r.scale, train=False, rgb_range=float(r.rgb_range)) for s in r.data.val}
+            self.eval_sets = {s.label: s.build(r.scale, train=False, rgb_range=float(r.rgb_range)) for s in r.eval.sets}
+        except (OSError, ValueError) as e:
+            raise PipelineError(f"data: {one_line(e, limit=400)}") from None
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> dict:
+        """Prepare, open the run folder, run every stage; returns the report's data."""
+        self.prepare()
+        self._open_run_dir()
+        t0 = time.perf_counter()
+        for stage in STAGES:
+            getattr(self, stage)()
+        self.result["seconds"] = round(time.perf_counter() - t0, 1)
+        return self.result
+
+    def _open_run_dir(self) -> None:
         state_file = self.out / "state.json"
         if state_file.exists() and not self.resume:
-            raise PipelineError(f"{self.out} already holds a run: pass --resume to continue it, "
-                                f"or --out to start a new one elsewhere")
-        self.out.mkdir(parents=True, exist_ok=True)
+            raise PipelineError(f"{self.out} already holds a run: pass --resume to continue it, or --out to start "
+                                "a new one elsewhere")
         if state_file.exists():
+            self._check_same_recipe()
             self.state = json.loads(state_file.read_text())
         if is_main_process():
-            from .recipe import dump_recipe
             dump_recipe(self.recipe, self.out / "recipe.yaml")
-            (self.out / "command.txt").write_text(" ".join(shlex.quote(a) for a in self.argv) + "\n")
+            atomic_write(self.out / "command.txt", self.command + "\n")
             handler = logging.FileHandler(self.out / "compress.log")
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
             log.addHandler(handler)
         log.setLevel(logging.INFO)
 
+    def _check_same_recipe(self) -> None:
+        try:
+            stored = load_recipe(self.out / "recipe.yaml", check_files=False)
+        except RecipeError as e:
+            raise PipelineError(f"{self.out}/recipe.yaml cannot be read back ({one_line(e)}); start a new run with "
+                                "--out") from None
+        diffs = recipe_differences(stored.to_dict(), self.recipe.to_dict())
+        if diffs:
+            more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
+            raise PipelineError(f"{self.out} was run with a different recipe; --resume continues only the same one: "
+                                f"{'; '.join(diffs[:3])}{more}; resume with --recipe {self.out / 'recipe.yaml'}, "
+                                "or start a new run with --out")
+
     def _mark_done(self, stage: str, iterations: int, seconds: float) -> None:
         self.state["done"].append(stage)
         self.state["stages"].append({"name": stage, "iterations": int(iterations), "seconds": round(seconds, 2)})
         if is_main_process():
-            _atomic_json(self.out / "state.json", self.state)
+            atomic_write(self.out / "state.json", json.dumps(self.state, indent=2, default=str))
 
     def _say(self, msg: str) -> None:
         if is_main_process():
             print(msg, flush=True)
         log.info(msg)
 
-    def build_model(self, *, weights: bool = True) -> nn.Module:
-        spec = dict(self.r["model"])
-        name = spec.get("name", "")
-        kwargs = dict(spec.get("kwargs") or {})
-        if name.startswith("timm:"):
-            model_spec = {"timm": name[5:], "kwargs": kwargs}
-        elif ":" in name:
-            model_spec = {"factory": name, "kwargs": kwargs}
-        else:
-            model_spec = {"name": name, "kwargs": kwargs}
-        model = gpio.build_model(model_spec)
-        if weights and spec.get("checkpoint"):
-            from sr_models._factory import load_checkpoint
-            load_checkpoint(model, spec["checkpoint"])
-        return model
-
-    def datasets(self) -> tuple[Any, dict, dict]:
-        data = self.r.get("data") or {}
-        tr = data.get("train")
-        train = None
-        if tr:
-            train = build_dataset(tr, scale=self.scale, rgb_range=self.rgb_range, train=True,
-                                  seed=int(self.r.get("seed", 0)), patch_size=int(tr.get("patch_size", 48)),
-                                  repeat=tr.get("repeat"), cache=bool(tr.get("cache", True)))
-            train.repeat = self.recipe.data.train.repeat_for(len(train.pairs))
-        val = {set_name(s): build_dataset(s, scale=self.scale, rgb_range=self.rgb_range, train=False)
-               for s in data.get("val") or []}
-        ev = {set_name(s): build_dataset(s, scale=self.scale, rgb_range=self.rgb_range, train=False)
-              for s in (self.r.get("eval") or {}).get("sets") or []}
-        return train, val, ev
-
-    # -------------------------------------------------------------- stages
-    def _eval_kwargs(self) -> dict:
-        ev = self.r.get("eval") or {}
-        return dict(scale=self.scale, rgb_range=self.rgb_range, crop_border=ev.get("crop_border"),
-                    test_y_channel=ev.get("test_y_channel", True), metrics=tuple(ev.get("metrics") or ("psnr", "ssim")),
-                    tile=ev.get("tile"))
-
-    def _eval_fn(self, val_sets: dict):
-        kw = self._eval_kwargs()
-        kw["metrics"] = ("psnr",)
-
-        def eval_fn(model):
-            res = evaluate(model, val_sets, **kw)
-            flat = {f"{name}/psnr": v["psnr"] for name, v in res.items()}
-            flat["psnr"] = sum(v["psnr"] for v in res.values()) / max(len(res), 1)
-            return flat
-        return eval_fn if val_sets else None
-
-    def _train(self, stage: str, model: nn.Module, train_data, val_sets, hooks=(), total_iters=None) -> Trainer:
-        cfg = self.recipe.train_config(stage, str(self.out / stage))
-        if total_iters is not None:
-            cfg["total_iters"] = int(total_iters)
-        cfg["resume"] = True  # a finished stage is skipped; an unfinished one continues from its checkpoint
-        if self.device:
-            cfg["device"] = self.device
-        if train_data is None:
-            raise PipelineError(f"stage {stage!r} trains but the recipe has no data.train")
-        trainer = Trainer(model, train_data, cfg, val_data=next(iter(val_sets.values()), None),
-                          eval_fn=self._eval_fn(val_sets), hooks=list(hooks))
-        trainer.train()
-        return trainer
-
-    def _stage_iters(self, stage: str) -> int:
-        st = (self.r.get("stages") or {}).get(stage)
-        return int(st.get("total_iter") or 0) if st else 0
-
-    def dry_run(self) -> dict:
-        """Build, analyze and plan without training: what the pruned model will be (sizes only)."""
-        for w in getattr(self.recipe, "warnings", ()):
-            print(f"warning: {w}")
-        ckpt = (self.r["model"].get("checkpoint") or "")
-        dense = self.build_model(weights=bool(ckpt) and Path(ckpt).is_file()).eval()
-        example = self.example_input()
-        prune = self.r.get("prune") or {}
-        result = {"dense": complexity(dense, example, self.scale), "pruned": None}
-        print(f"model {self.r['model']['name']}: {result['dense']['params']:,} params, "
-              f"{result['dense']['mult_adds'] / 1e9:.1f} G Mult-Adds (1280x720 output)")
-        if self.method == "none":
-            return result
-        t0 = time.perf_counter()
-        graph = analyze(dense, example, ignore=prune.get("ignore") or ())
-        print(f"analysis: {len(graph.groups)} groups, {len(graph.prunable_groups)} prunable "
-              f"({time.perf_counter() - t0:.2f} s)\n{graph.summary()}")
-        p = make_plan(graph, float(prune["ratio"]), ratios=prune.get("ratios") or None,
-                      round_to=int(prune.get("round_to", 1)))
-        pruned = apply(dense, p)
-        result["pruned"] = complexity(pruned, example, self.scale)
-        kept = sorted({(g.size, p.kept(g.id)) for g in graph.prunable_groups})
-        print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
-        d, q = result["dense"], result["pruned"]
-        print(f"pruned ({self.method}): {q['params']:,} params ({q['params'] // 1000}K), "
-              f"{q['mult_adds'] / 1e9:.1f} G Mult-Adds; x{d['params'] / q['params']:.1f} fewer params")
-        if self.method in REGULARIZERS:
-            reg = self._regularizer(graph)
-            print(f"{self.method.upper()} regularization: {reg.total_iters():,} iterations; "
-                  f"{len(reg.coupled)} coupled group(s) found by the analysis")
-        return result
-
-    def run(self) -> dict:
-        self._prepare_dir()
-        t_all = time.perf_counter()
-        example = self.example_input()
-        train_data, val_sets, eval_sets = self.datasets()
-        done = set(self.state["done"])
-
-        # ---- dense model (pretrained, or trained here)
-        dense_file = self.out / "dense.safetensors"
-        if "pretrain" in done and dense_file.exists():
-            dense = gpio.load(dense_file)
-        else:
-            dense = self.build_model()
-            if self._stage_iters("pretrain") > 0:
-                self._say(f"== pretrain: {self._stage_iters('pretrain')} iterations")
-                t0 = time.perf_counter()
-                self._train("pretrain", dense, train_data, val_sets)
-                self._mark_done("pretrain", self._stage_iters("pretrain"), time.perf_counter() - t0)
-            if is_main_process():
-                gpio.save(dense.cpu(), dense_file)
-            barrier()  # other ranks read the file later
-        dense = dense.cpu().eval()
-        result = {"recipe": self.r, "dense": {}, "pruned": None, "groups": [], "stages": self.state["stages"]}
-        result["dense"] = complexity(dense, example, self.scale)
-
-        if self.method == "none":
-            self._t_eval = time.perf_counter()
-            result["dense"]["metrics"] = self._final_eval(dense, eval_sets, "dense")
-            return self._finish(result, dense, None, eval_sets, t_all)
-
-        # ---- analysis
-        prune = self.r["prune"]
-        t0 = time.perf_counter()
-        self.graph = analyze(dense, example, ignore=prune.get("ignore") or ())
-        self._say(f"== analysis: {len(self.graph.groups)} groups, {len(self.graph.prunable_groups)} prunable "
-                  f"({time.perf_counter() - t0:.2f} s)")
-
-        # ---- regularize + prune
-        init_file = self.out / "pruned_init.safetensors"
-        if "prune" in done and init_file.exists():
-            pruned = gpio.load(init_file)
-            plan = Plan.from_dict(self.graph, gpio.read_spec(init_file)["plan"])
-        else:
-            pruned, plan = self._regularize_and_prune(dense, train_data, val_sets)
-            if is_main_process():
-                gpio.save(pruned.cpu(), init_file, gpio.make_spec(plan, model=dense))
-            barrier()
-            # what the pruning step itself cost, before fine-tuning repairs it (first evaluation set)
-            first = dict(list(eval_sets.items())[:1])
-            self.state["results"]["pruned_before_finetune"] = self._final_eval(pruned.cpu().eval(), first,
-                                                                               "pruned, before fine-tuning")
-            self._mark_done("prune", 0, 0.0)
-        result["pruned_before_finetune"] = self.state["results"].get("pruned_before_finetune", {})
-        result["groups"] = [{"id": g.id, "size": g.size, "kept": plan.kept(g.id), "prunable": g.prunable,
-                             "reason": g.reason, "modules": g.modules("out")} for g in self.graph.groups]
-
-        # ---- finetune
-        if "finetune" not in done and self._stage_iters("finetune") > 0:
-            self._say(f"== finetune: {self._stage_iters('finetune')} iterations")
-            t0 = time.perf_counter()
-            self._train("finetune", pruned, train_data, val_sets)
-            self._mark_done("finetune", self._stage_iters("finetune"), time.perf_counter() - t0)
-        elif "finetune" in done:
-            pruned = self._load_trained(pruned, "finetune")
-        pruned = pruned.cpu().eval()
-        dense = gpio.load(dense_file).eval()  # regularization changed the in-memory dense model
-        pruned.gp_save_spec = gpio.make_spec(plan, model=dense)
+    def _handover(self, model: nn.Module, name: str, spec=None) -> nn.Module:
+        """Save a stage's product and read it back: resumed and uninterrupted runs continue alike."""
+        path = self.out / name
         if is_main_process():
-            gpio.save(pruned, self.out / "model.safetensors")
-        result["pruned"] = complexity(pruned, example, self.scale)
-        self._t_eval = time.perf_counter()
-        result["dense"]["metrics"] = self._final_eval(dense, eval_sets, "dense")
-        result["pruned"]["metrics"] = self._final_eval(pruned, eval_sets, "pruned")
-        return self._finish(result, dense, pruned, eval_sets, t_all)
+            gpio.save(model.cpu(), path, spec)
+        barrier()  # other ranks read the file
+        return gpio.load(path)
 
+    def _train(self, stage: str, model: nn.Module, hooks=(), total_iters: int | None = None) -> None:
+        """Train ``model`` in place for ``stage`` (continuing from its last checkpoint, if any)."""
+        changes = {"total_iters": total_iters} if total_iters is not None else {}
+        cfg = self.recipe.train_config(stage, self.out / stage, resume=True, device=self.device, **changes)
+        first_val = next(iter(self.val_sets.values()), None)
+        t0 = time.perf_counter()
+        Trainer(model, self.train_data, cfg, val_data=first_val, eval_fn=self._val_fn(), hooks=list(hooks)).train()
+        if stage not in self.done:
+            self._mark_done(stage, cfg.total_iters, time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ the stages
+    def pretrain(self) -> None:
+        """Dense training (when the recipe has it); the dense model is saved either way."""
+        iters = self.recipe.stage_iters("pretrain")
+        dense_file = self.out / "dense.safetensors"
+        if dense_file.exists() and ("pretrain" in self.done or not iters):
+            self.dense = gpio.load(dense_file)
+            return
+        if iters:
+            self._say(f"== pretrain: {iters} iterations")
+            self._train("pretrain", self.dense)
+        self.dense = self._handover(self.dense, "dense.safetensors")
+
+    def regularize(self) -> None:
+        """ASSL/SRP: train the dense model with the growing penalty on the channels to remove."""
+        if self.method not in REGULARIZERS or "prune" in self.done:
+            return
+        self.graph = self._analyze(self.dense)
+        self.regularizer = self._regularizer(self.graph)
+        self.regularizer.prepare(self.dense)
+        total, sched = self.regularizer.total_iters(), self.regularizer.schedule
+        self._say(f"== regularize ({self.method.upper()}): {total} iterations (penalty grows to {sched.ceiling} "
+                  f"in {sched.grow_iters} iterations, stabilizes {sched.stabilize})")
+        self._train("regularize", self.dense, hooks=[self.regularizer], total_iters=total)
+
+    def prune(self) -> None:
+        """The physical rewrite (after regularization, or one-shot for l1/scratch)."""
+        if self.method == "none":
+            return
+        if "prune" in self.done:
+            self.graph = self._analyze(gpio.load(self.out / "dense.safetensors"))
+            self.plan = Plan.from_dict(self.graph, gpio.read_spec(self.out / "pruned_init.safetensors")["plan"])
+            self.pruned = gpio.load(self.out / "pruned_init.safetensors")
+            return
+        t0 = time.perf_counter()
+        pruned = self._rewrite()
+        self.pruned = self._handover(pruned, "pruned_init.safetensors", gpio.make_spec(self.plan, model=self.dense))
+        first = dict(list(self.eval_sets.items())[:1])  # what pruning cost before fine-tuning repairs it
+        self.state["results"]["pruned_before_finetune"] = self._final_eval(self.pruned, first,
+                                                                           "pruned, before fine-tuning")
+        self._mark_done("prune", 0, time.perf_counter() - t0)
+
+    def finetune(self) -> None:
+        """Train the pruned model; ``model.safetensors`` is the result (with or without fine-tuning)."""
+        if self.method == "none":
+            return
+        iters = self.recipe.stage_iters("finetune")
+        if iters:
+            if "finetune" not in self.done:
+                self._say(f"== finetune: {iters} iterations")
+            self._train("finetune", self.pruned)  # a finished stage loads its last checkpoint and stops
+        self.pruned = self._handover(self.pruned, "model.safetensors")  # its spec came with pruned_init
+
+    def evaluate(self) -> None:
+        """Dense, pruned and bicubic on every evaluation set; then report.json, report.md, pictures."""
+        t0 = time.perf_counter()
+        dense = gpio.load(self.out / "dense.safetensors").eval()  # regularization changed the in-memory one
+        leaf = self.recipe.model.leaf_modules
+        r = self.result
+        r.update(recipe=self.recipe.to_dict(), reproducibility=self._reproducibility(),
+                 dense=complexity(dense, self.example, self.recipe.scale, leaf), pruned=None, groups=[])
+        r["dense"]["metrics"] = self._final_eval(dense, self.eval_sets, "dense")
+        if self.pruned is not None:
+            r["pruned"] = complexity(self.pruned.eval(), self.example, self.recipe.scale, leaf)
+            r["pruned"]["metrics"] = self._final_eval(self.pruned, self.eval_sets, "pruned")
+            r["pruned_before_finetune"] = self.state["results"].get("pruned_before_finetune", {})
+            r["groups"] = [{"id": g.id, "size": g.size, "kept": self.plan.kept(g.id), "prunable": g.prunable,
+                            "reason": g.reason, "modules": g.modules("out")} for g in self.graph.groups]
+        if self.eval_sets and is_main_process():
+            ev = self.recipe.eval
+            r["bicubic"] = bicubic_scores(self.eval_sets, scale=self.recipe.scale, rgb_range=float(self.recipe.rgb_range),
+                                          crop_border=ev.crop_border, test_y_channel=ev.test_y_channel,
+                                          metrics=tuple(ev.metrics))
+        if "evaluate" not in self.done:
+            self._mark_done("evaluate", 0, time.perf_counter() - t0)
+        r["stages"] = list(self.state["stages"])
+        if is_main_process():
+            write_report(r, self.out, dense=dense, pruned=self.pruned, eval_sets=self.eval_sets,
+                         scale=self.recipe.scale, rgb_range=float(self.recipe.rgb_range), tile=self._tile())
+
+    # ------------------------------------------------------------------ helpers of the stages
     def _regularizer(self, graph: ChannelGraph):
         """The recipe's ASSL/SRP hook: schedule, ratio, overrides and method options as given."""
-        prune = self.r["prune"]
-        return REGULARIZERS[self.method](
-            graph, float(prune["ratio"]), schedule=PenaltySchedule(**(prune.get("schedule") or {})),
-            ratios=prune.get("ratios") or None, round_to=int(prune.get("round_to", 1)),
-            seed=int(self.r.get("seed", 0)), **(prune.get(self.method) or {}))
+        p = self.recipe.prune
+        return REGULARIZERS[self.method](graph, p.ratio, schedule=p.schedule, ratios=p.ratios or None,
+                                         round_to=p.round_to, seed=self.recipe.seed, **p.options)
 
-    def _regularize_and_prune(self, dense: nn.Module, train_data, val_sets) -> tuple[nn.Module, Plan]:
-        prune, method = self.r["prune"], self.method
-        ratio, ratios = float(prune["ratio"]), prune.get("ratios") or None
-        round_to = int(prune.get("round_to", 1))
-        if method in REGULARIZERS:
-            reg = self._regularizer(self.graph)
-            sched = reg.schedule
-            reg.prepare(dense)
-            total = reg.total_iters()
-            self._say(f"== regularize ({method.upper()}): {total} iterations "
-                      f"(penalty grows to {sched.ceiling} in {sched.grow_iters} iterations, stabilizes {sched.stabilize})")
-            t0 = time.perf_counter()
-            self._train("regularize", dense, train_data, val_sets, hooks=[reg], total_iters=total)
-            self._mark_done("regularize", total, time.perf_counter() - t0)
-            dense_cpu = dense.cpu()
-            pruned, plan = reg.finalize(dense_cpu)
-            return pruned, plan
-        criterion = prune.get("criterion", "l1")
-        plan = make_plan(self.graph, ratio, criterion=criterion, ratios=ratios, round_to=round_to,
-                         seed=int(self.r.get("seed", 0)))
-        pruned = apply(dense, plan)
-        if method == "scratch":
-            torch.manual_seed(int(self.r.get("seed", 0)))
+    def _rewrite(self) -> nn.Module:
+        """The pruned model and ``self.plan``: from the regularizer's choice, or a one-shot plan."""
+        p = self.recipe.prune
+        if self.regularizer is not None:
+            pruned, self.plan = self.regularizer.finalize(self.dense.cpu())
+            return pruned
+        self.graph = self._analyze(self.dense)
+        self.plan = make_plan(self.graph, p.ratio, criterion=p.criterion, ratios=p.ratios or None,
+                              round_to=p.round_to, seed=self.recipe.seed)
+        pruned = apply(self.dense, self.plan)
+        if self.method == "scratch":
+            torch.manual_seed(self.recipe.seed)
             for m in pruned.modules():
-                if hasattr(m, "reset_parameters") and any(p.requires_grad for p in m.parameters(recurse=False)):
+                if hasattr(m, "reset_parameters") and any(q.requires_grad for q in m.parameters(recurse=False)):
                     m.reset_parameters()
-        self._say(f"== prune ({method}): {sum(p.numel() for p in dense.parameters()):,} -> "
-                  f"{sum(p.numel() for p in pruned.parameters()):,} params")
-        return pruned, plan
+        self._say(f"== prune ({self.method}): {sum(q.numel() for q in self.dense.parameters()):,} -> "
+                  f"{sum(q.numel() for q in pruned.parameters()):,} params")
+        return pruned
 
-    def _load_trained(self, model: nn.Module, stage: str) -> nn.Module:
-        from ..train import latest_good_checkpoint
+    def _tile(self) -> dict | None:
+        return plain(self.recipe.eval.tile)
 
-        found = latest_good_checkpoint(self.out / stage / "checkpoints")
-        if found is not None:
-            model.load_state_dict(found[1]["model"])
-        return model
+    def _eval_kwargs(self) -> dict:
+        ev = self.recipe.eval
+        return dict(scale=self.recipe.scale, rgb_range=float(self.recipe.rgb_range), crop_border=ev.crop_border,
+                    test_y_channel=ev.test_y_channel, metrics=tuple(ev.metrics), tile=self._tile())
+
+    def _val_fn(self):
+        """Validation during training: PSNR on every ``data.val`` set and their mean."""
+        if not self.val_sets:
+            return None
+        kw = {**self._eval_kwargs(), "metrics": ("psnr",)}
+
+        def eval_fn(model):
+            res = evaluate(model, self.val_sets, **kw)
+            flat = {f"{name}/psnr": v["psnr"] for name, v in res.items()}
+            flat["psnr"] = sum(v["psnr"] for v in res.values()) / len(res)
+            return flat
+        return eval_fn
 
     def _final_eval(self, model: nn.Module, eval_sets: dict, label: str) -> dict:
         if not eval_sets or not is_main_process():
             return {}
         t0 = time.perf_counter()
-        res = evaluate(model, eval_sets, **self._eval_kwargs())
+        res = evaluate(model.eval(), eval_sets, **self._eval_kwargs())
         self._say(f"== evaluate {label}: " + ", ".join(
             f"{k} {v.get('psnr', float('nan')):.2f} dB / {v.get('ssim', float('nan')):.4f}" for k, v in res.items())
             + f" ({time.perf_counter() - t0:.1f} s)")
         return res
 
-    def _finish(self, result: dict, dense: nn.Module, pruned: nn.Module | None, eval_sets: dict, t_all: float) -> dict:
-        kw = self._eval_kwargs()
-        if eval_sets and is_main_process():
-            result["bicubic"] = bicubic_scores(eval_sets, scale=self.scale, rgb_range=self.rgb_range,
-                                               crop_border=kw["crop_border"], test_y_channel=kw["test_y_channel"],
-                                               metrics=kw["metrics"])
-        if "evaluate" not in self.state["done"]:
-            self._mark_done("evaluate", 0, time.perf_counter() - self._t_eval)
-        result["stages"] = list(self.state["stages"])
-        result["seconds"] = round(time.perf_counter() - t_all, 1)
-        if is_main_process():
-            from .report import write_report
-            write_report(result, self.out, dense=dense, pruned=pruned, eval_sets=eval_sets, scale=self.scale,
-                         rgb_range=self.rgb_range, tile=kw["tile"])
-        return result
+    def _reproducibility(self) -> dict:
+        files = [p for pair in (self.train_data.pairs if self.train_data is not None else [])
+                 for p in (pair.hr, pair.lr) if p is not None]
+        return reproducibility(seed=self.recipe.seed, command=self.command, device=self.device, train_files=files)
 
+    # ------------------------------------------------------------------ dry run
+    def dry_run(self) -> dict:
+        """Build, check, analyze and plan without data or training: what the pruned model will be."""
+        for w in self.recipe.warnings:
+            print(f"warning: {w}")
+        self.prepare(data=False)
+        leaf, scale = self.recipe.model.leaf_modules, self.recipe.scale
+        d = complexity(self.dense.eval(), self.example, scale, leaf)
+        result = {"dense": d, "pruned": None}
+        print(f"model {self.recipe.model.name}: {d['params']:,} params ({short_count(d['params'])}), "
+              f"{d['mult_adds'] / 1e9:.1f} G Mult-Adds (1280x720 output)")
+        if self.method == "none":
+            return result
+        t0 = time.perf_counter()
+        graph = self._analyze(self.dense)
+        print(f"analysis: {len(graph.groups)} groups, {len(graph.prunable_groups)} prunable "
+              f"({time.perf_counter() - t0:.2f} s)\n{graph.summary()}")
+        p = self.recipe.prune
+        plan = make_plan(graph, p.ratio, ratios=p.ratios or None, round_to=p.round_to)
+        q = result["pruned"] = complexity(apply(self.dense, plan), self.example, scale, leaf)
+        kept = sorted({(g.size, plan.kept(g.id)) for g in graph.prunable_groups})
+        print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
+        print(f"pruned ({self.method}): {q['params']:,} params ({short_count(q['params'])}), "
+              f"{q['mult_adds'] / 1e9:.1f} G Mult-Adds; x{d['params'] / max(q['params'], 1):.1f} fewer params")
+        if self.method in REGULARIZERS:
+            reg = self._regularizer(graph)
+            print(f"{self.method.upper()} regularization: {reg.total_iters():,} iterations; "
+                  f"{len(reg.coupled)} coupled group(s) found by the analysis")
+        return result

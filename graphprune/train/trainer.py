@@ -47,10 +47,11 @@ from ..sr.metrics import calculate_psnr
 from . import checkpoint as ckpt
 from .distributed import (all_gather_object, barrier, broadcast_object, default_device, get_rank,
                           get_world_size, is_main_process, unwrap, wrap_ddp)
-from .hooks import HOOK_METHODS, CheckpointHook, EMAHook, EvalHook, HookBase, LoggerHook
-from .sampler import BatchStream
 from .config import TrainConfig, TrainConfigError, build_loss
+from .hooks import HOOK_METHODS, CheckpointHook, EMAHook, EvalHook, HookBase, LoggerHook
+from .interrupt import StopRequest, TrainingInterrupted
 from .optim import build_optimizer
+from .sampler import BatchStream
 
 __all__ = [
     "TrainConfig",
@@ -185,13 +186,20 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def train(self) -> nn.Module:
-        """Resume if configured, run to ``total_iters``, return the (unwrapped) model."""
+        """Resume if configured, run to ``total_iters``, return the (unwrapped) model.
+
+        Ctrl-C finishes the running step, saves a checkpoint and raises
+        :class:`~graphprune.train.interrupt.TrainingInterrupted` (a ``KeyboardInterrupt``).
+        """
         self.resume()
         self._record_run()
         self._call("before_train")
         try:
-            for self.iter in range(self.start_iter, self.cfg.total_iters):
-                self.run_step()
+            with StopRequest() as stop:
+                for self.iter in range(self.start_iter, self.cfg.total_iters):
+                    self.run_step()
+                    if stop.asked(self.device):  # Ctrl-C: keep this step, then stop
+                        raise TrainingInterrupted(self.save_checkpoint(), self.iter + 1)
         finally:
             self._call("after_train")
         return self.module
