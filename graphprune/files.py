@@ -51,6 +51,7 @@ def atomic_write(path: str | os.PathLike, content: Content) -> Path:
             tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers (safetensors) create 0600 files
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -67,6 +68,12 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int, fmt: str, **savefig_k
                                                           **savefig_kwargs))
     finally:
         plt.close(fig)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

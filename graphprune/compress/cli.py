@@ -17,11 +17,11 @@ from pathlib import Path
 
 __all__ = ["main", "parse", "resume_command"]
 
-_USAGE = "python tools/compress.py"
+_USAGE = ("python", "tools/compress.py")  # how the commands it prints start, unless run as a script
 
 
 def parse(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=_USAGE, description="Compress an SR network as a recipe says: train, "
+    ap = argparse.ArgumentParser(prog=" ".join(_USAGE), description="Compress an SR network as a recipe says: train, "
                                  "regularize, prune, fine-tune, evaluate, report.")
     ap.add_argument("--recipe", required=True, help="a YAML recipe (see recipes/)")
     ap.add_argument("--out", default=None, help="run directory (default: the recipe's output_dir)")
@@ -37,7 +37,7 @@ def resume_command(args: argparse.Namespace, out: Path, env: str = "") -> str:
     """The command that continues this run (the same recipe and overrides, ``--out``, ``--resume``)."""
     from .provenance import command_line
 
-    parts = [_USAGE, "--recipe", args.recipe, *(a for s in args.set for a in ("--set", s)),
+    parts = [*_invocation(), "--recipe", args.recipe, *(a for s in args.set for a in ("--set", s)),
              *(("--device", args.device) if args.device else ()), "--out", str(out), "--resume"]
     return command_line(parts, [env] if env else [])
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     try:
         recipe = load_recipe(args.recipe, args.set, check_files=not args.dry_run)
         env = f"PYTHONPATH={os.getcwd()}" if _needs_cwd(recipe.model.name) else ""
-        command = command_line([_USAGE, *(argv if argv is not None else sys.argv[1:])], [env] if env else [])
+        command = command_line([*_invocation(), *(argv if argv is not None else sys.argv[1:])], [env] if env else [])
         pipeline = Pipeline(recipe, args.out, resume=args.resume, device=args.device, command=command)
         if args.dry_run:
             pipeline.dry_run()
@@ -81,6 +81,12 @@ def main(argv=None) -> int:
     if is_main_process():
         print(report.read_text() if report.exists() else result)
     return 0
+
+
+def _invocation() -> tuple[str, ...]:
+    """``python tools/compress.py`` as this process was started (the interpreter and script paths)."""
+    script = Path(sys.argv[0])
+    return (sys.executable, sys.argv[0]) if script.name == "compress.py" else _USAGE
 
 
 def _needs_cwd(name: str) -> bool:

@@ -113,7 +113,8 @@ class Pipeline:
         self.dense = self._build_dense(weights=data or Path(self.recipe.model.checkpoint or "").is_file())
         self._check_output_shape(self.dense)
         if self.method != "none":
-            self._check_globs(self.dense, self._analyze(self.dense))
+            self._check_module_globs(self.dense)
+            self._check_ratio_keys(self._analyze(self.dense))
         if data:
             self._build_datasets()
 
@@ -141,9 +142,8 @@ class Pipeline:
         try:
             return fn(*args, **kwargs)
         except TraceError as e:
-            raise PipelineError(f"model.name: {one_line(e, limit=400)}; in a recipe, name the module that holds "
-                                "the untraceable code in model.leaf_modules (e.g. --set "
-                                "'model.leaf_modules=[\"body.*\"]')") from None
+            raise PipelineError(f"model.name: {one_line(e, limit=400)}; in a recipe that list is "
+                                "model.leaf_modules, e.g. --set 'model.leaf_modules=[\"body.*\"]'") from None
 
     def _check_output_shape(self, model: nn.Module) -> None:
         from ..flops import _shape_trace  # the meta-device trace counting uses: no real forward
@@ -162,15 +162,21 @@ class Pipeline:
         m = self.recipe.model
         return self._traced(analyze, model, self.example, ignore=self.recipe.prune.ignore, leaf_modules=m.leaf_modules)
 
-    def _check_globs(self, model: nn.Module, graph: ChannelGraph) -> None:
+    def _check_module_globs(self, model: nn.Module) -> None:
+        """A glob that matches no module is a typo (``*maen*`` protects nothing): refuse it."""
         names = [n for n, _ in model.named_modules() if n]
-        for what, globs, among in (("prune.ignore", self.recipe.prune.ignore, names),
-                                   ("model.leaf_modules", self.recipe.model.leaf_modules, names),
-                                   ("prune.ratios", list(self.recipe.prune.ratios), producer_names(graph))):
-            if unmatched(globs, among):
-                raise PipelineError(unmatched_message(what, globs, among))
+        for what, globs in (("prune.ignore", self.recipe.prune.ignore), ("model.leaf_modules",
+                                                                         self.recipe.model.leaf_modules)):
+            if unmatched(globs, names):
+                raise PipelineError(unmatched_message(what, globs, names))
+
+    def _check_ratio_keys(self, graph: ChannelGraph) -> None:
+        """``prune.ratios`` keys: globs must match a group's producer, ids must be groups."""
+        keys, producers = list(self.recipe.prune.ratios), producer_names(graph)
+        if unmatched(keys, producers):
+            raise PipelineError(unmatched_message("prune.ratios", keys, producers))
         ids = {g.id for g in graph.groups}
-        bad = [k for k in self.recipe.prune.ratios if isinstance(k, int) and k not in ids]
+        bad = [k for k in keys if isinstance(k, int) and k not in ids]
         if bad:
             raise PipelineError(f"prune.ratios: group id(s) {bad} do not exist; this model has groups 0-{max(ids)} "
                                 "(see --dry-run)")
