@@ -238,14 +238,6 @@ def test_base_recipe_is_valid(tmp_path):
     assert factory.model.kwargs == {"scale": 4}
 
 
-def test_module_doctests(monkeypatch):
-    import doctest
-
-    import graphprune.compress.recipe
-    monkeypatch.chdir(RECIPES[0].parents[1])  # the examples name recipes/ relative to the repo
-    assert doctest.testmod(graphprune.compress.recipe).failed == 0
-
-
 def test_all_problems_in_one_error(tmp_path):
     data = copy.deepcopy(BASE)
     data["seed"], data["prune"]["ratio"], data["train"]["val_frq"] = -1, 1.5, 3

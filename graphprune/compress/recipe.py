@@ -107,6 +107,12 @@ class SRPOptions(Schema):
     coupled_selection: Literal["random", "first", "sum"] = "random"
 
 
+def _example_input_problems(shape: tuple[int, ...]) -> list[str]:
+    n = shape[0] * shape[1] * shape[2] * shape[3]
+    return [] if n <= 2**24 else [f"{list(shape)} holds {n:,} values; the analysis needs shapes only, so one "
+                                  f"small input such as {list(DEFAULT_EXAMPLE_INPUT)} is enough (at most 2^24 values)"]
+
+
 @dataclass(kw_only=True)
 class PruneSpec(Schema):
     method: Literal["assl", "srp", "l1", "scratch", "none"] = "none"
@@ -115,7 +121,8 @@ class PruneSpec(Schema):
     ignore: list[str] = field([], doc="module-name globs whose outputs are never pruned")
     round_to: int = field(1, doc="kept channels are a multiple of it", ge=1)
     criterion: Literal["l1", "l2", "random"] = "l1"
-    example_input: tuple[int, int, int, int] = field(DEFAULT_EXAMPLE_INPUT, doc="[N, C, H, W]", ge=1)
+    example_input: tuple[int, int, int, int] = field(DEFAULT_EXAMPLE_INPUT, doc="[N, C, H, W]", ge=1,
+                                                     check=_example_input_problems)
     schedule: PenaltySchedule = field(default_factory=PenaltySchedule)
     assl: ASSLOptions = field(default_factory=ASSLOptions)
     srp: SRPOptions = field(default_factory=SRPOptions)
