@@ -102,3 +102,22 @@ def test_compress_under_torchrun_two_gloo_processes(tmp_path):
     assert out.stdout.count("| pruned |") == 1, "only rank 0 prints the report"
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["pruned"]["params"] < report["dense"]["params"]
+
+
+def test_report_tables_blocked_groups_and_reproducibility(tmp_path):
+    """No evaluation sets still gives whole tables; blocked groups say why; the run can be repeated."""
+    r = load_recipe(ROOT / "recipes" / "demo_x4_srp.yaml", TINY + ["eval.sets=[]", "data.val=[]", "prune.method=l1",
+                                                                   "stages.regularize=null"])
+    Pipeline(r, tmp_path, command="python tools/compress.py --recipe recipes/demo_x4_srp.yaml").run()
+    md = (tmp_path / "report.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| ") or line.startswith("|---")][:4]
+    assert table[0].startswith("| model | params | FLOPs (1×3×48×48 input) | Mult-Adds (1280×720) |")
+    assert len({line.count("|") for line in table}) == 1, "every row has the header's columns"
+    assert "No evaluation sets (eval.sets is empty): sizes only." in md
+    assert "## Blocked groups (never pruned) and why" in md and "the interface is never pruned" in md
+    rep = json.loads((tmp_path / "report.json").read_text())["reproducibility"]
+    assert rep["command"] == "python tools/compress.py --recipe recipes/demo_x4_srp.yaml" and rep["seed"] == 0
+    assert {"graphprune", "git_commit", "torch", "device", "threads", "date", "train_files_sha256"} <= set(rep)
+    assert f"- train_files_sha256: `{rep['train_files_sha256']}`" in md
+    for name in ("report.md", "report.json", "state.json", "model.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044, f"{name} is not readable by the group"
