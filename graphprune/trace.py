@@ -435,13 +435,7 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=()) -> Traced:
     try:
         with module_state_restored(model):  # tracing and propagation both run the user's forward code
             gm, leaves, constants = _trace_graph(model, leaf_modules, n_inputs=len(inputs))
-            try:
-                source = _propagate(gm, inputs)
-            except Exception as exc:  # noqa: BLE001 - torch's text spans pages; its first line says it
-                shapes = ", ".join(str(list(x.shape)) for x in inputs if isinstance(x, torch.Tensor))
-                raise TraceError(f"{type(model).__name__} does not run on the example input {shapes}: "
-                                 f"{_one_line(str(exc).splitlines()[0] if str(exc) else exc)}; check the "
-                                 "example input's channels and size") from None
+            source = _propagate(gm, inputs)
     finally:
         model.train(was_training)
     return Traced(model=model, gm=gm, leaves=leaves, shape_source=source, constants=constants)

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import atomic_write
 from ..schema import Problem
 from ..sr.metrics import calculate_psnr
 from . import checkpoint as ckpt
@@ -358,7 +359,7 @@ class Trainer:
             return
         out = Path(self.cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        atomic_write(out / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         with open(out / "command.txt", "a", encoding="utf-8") as f:
             f.write(f"{shlex.join([sys.executable] + sys.argv)}  # start_iter={self.start_iter}\n")
 
