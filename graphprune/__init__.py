@@ -13,10 +13,11 @@ from .groups import Group, Member
 from .plan import Entry, Plan, n_removed, plan
 from .surgery import PruneError, apply
 from .trace import TraceError
+from . import verify  # noqa: E402  (graphprune.verify.check)
 
 __all__ = [
     "analyze", "plan", "apply", "prune", "save", "load", "count", "sr_mult_adds",
-    "ChannelGraph", "Group", "Member", "Plan", "Entry", "n_removed", "PruneError", "TraceError",
+    "ChannelGraph", "Group", "Member", "Plan", "Entry", "n_removed", "PruneError", "TraceError", "verify",
 ]
 __version__ = "0.1.0"
 

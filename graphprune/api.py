@@ -10,9 +10,9 @@ from .surgery import apply
 __all__ = ["prune"]
 
 
-def prune(model: nn.Module, example_inputs, ratio: float, *, ignore=(), leaf_modules=(),
-          criterion="l1", round_to: int = 1, ratios=None, seed: int = 0) -> tuple[nn.Module, Plan]:
+def prune(model: nn.Module, example_inputs, ratio: float, *, ignore=(), leaf_modules=(), size_ties: bool = True,
+          criterion="l1", round_to: int = 1, ratios=None, seed: int = 0, exact_only: bool = False) -> tuple[nn.Module, Plan]:
     """Analyze, plan and apply in one call; returns ``(pruned_model, plan)``."""
-    graph = analyze(model, example_inputs, ignore=ignore, leaf_modules=leaf_modules)
-    p = plan(graph, ratio, criterion=criterion, round_to=round_to, ratios=ratios, seed=seed)
+    graph = analyze(model, example_inputs, ignore=ignore, leaf_modules=leaf_modules, size_ties=size_ties)
+    p = plan(graph, ratio, criterion=criterion, round_to=round_to, ratios=ratios, seed=seed, exact_only=exact_only)
     return apply(model, p), p

@@ -167,6 +167,11 @@ class RuleContext:
                 self.atoms.mark_inexact(a, f"{what} at {self.where}")
 
     @property
+    def size_ties(self) -> bool:
+        """Whether dims follow the tensor dims their sizes are read from (``analyze(size_ties=...)``)."""
+        return self.b.size_ties
+
+    @property
     def where(self) -> str:
         """The module this node belongs to: its own for a module call, else the innermost traced-through one."""
         if self.node.op == "call_module":
@@ -192,8 +197,9 @@ class RuleContext:
 
 # ------------------------------------------------------------------------------------ builder
 class _Builder:
-    def __init__(self, traced: Traced):
+    def __init__(self, traced: Traced, size_ties: bool = True):
         self.traced = traced
+        self.size_ties = size_ties
         self.gm = traced.gm
         self.modules = dict(self.gm.named_modules())
         self.atoms = Atoms()
@@ -356,6 +362,8 @@ class ChannelGraph:
         fx node name → op name, for every node without a rule (their channels are blocked).
     ignore : tuple of str
         The ignore globs the groups were computed with.
+    size_ties : bool
+        Whether sizes read from other tensors tied dims (see :func:`analyze`).
     """
 
     groups: list[Group]
@@ -368,6 +376,7 @@ class ChannelGraph:
     unsupported: dict[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     example_shapes: tuple = ()
+    size_ties: bool = True
 
     @property
     def model(self) -> nn.Module:
@@ -431,7 +440,7 @@ def _describe_target(cg: ChannelGraph, node: fx.Node) -> str:
     return node.op
 
 
-def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=()) -> ChannelGraph:
+def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=(), size_ties: bool = True) -> ChannelGraph:
     """Discover every group of coupled channels in ``model``.
 
     Parameters
@@ -445,27 +454,33 @@ def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=()) -> 
         feeds it.
     leaf_modules : iterable of nn.Module classes or globs
         Modules to keep opaque during tracing.
+    size_ties : bool
+        Tie a dim to the tensor dim its size is read from (``qkv.reshape(b, n, 3, heads, C // heads)``
+        ties the attention width to the stream ``C`` comes from), so that the pruned model keeps
+        running its own forward at any input size (True, the default). False prunes such widths
+        independently; the result is then an ``fx.GraphModule`` traced for the example input's size,
+        which checks the tracer's guards when it runs.
 
     Returns
     -------
     ChannelGraph
     """
     try:
-        traced = trace(model, example_inputs, leaf_modules=leaf_modules)
+        traced = trace(model, example_inputs, policy=_rules.tracing_policy(leaf_modules))
     except TraceError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch's text spans pages (a wrong channel count); say it in one line
         shapes = ", ".join(str(list(x.shape)) for x in _as_tuple(example_inputs) if isinstance(x, torch.Tensor))
         raise TraceError(f"{type(model).__name__} does not run on the example input {shapes}: "
                          f"{one_line(str(exc).splitlines()[0] if str(exc) else exc)}; check its channels and size") from None
-    b = _Builder(traced)
+    b = _Builder(traced, size_ties)
     b.run()
     ignore = tuple(ignore)
     warn_unmatched("ignore", ignore, [name for name, _ in model.named_modules() if name])
     groups, leaves = _collect_groups(b, model, ignore)
     return ChannelGraph(groups=groups, traced=traced, atoms=b.atoms, node_dims=b.node_dims,
                         params=b.params, aux=b.aux, leaf_of_group=leaves, unsupported=b.unsupported,
-                        ignore=ignore,
+                        ignore=ignore, size_ties=size_ties,
                         example_shapes=tuple(tuple(x.shape) for x in _as_tuple(example_inputs)))
 
 

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .trace import TensorSpec, Traced, TraceError, as_input_tuple, node_value, trace
+from .rules import tracing_policy
 
 __all__ = [
     "Rule",
@@ -462,32 +463,12 @@ def _evaluate(gm: fx.GraphModule, table: Mapping, report_missing: bool = True) -
     return flops, unsupported
 
 
-def _meta_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` whose parameters and buffers live on the meta device (no data copied)."""
-    memo: dict[int, Any] = {}
-    for t in list(model.parameters()) + list(model.buffers()):
-        meta = t.detach().to("meta")
-        memo[id(t)] = nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
-    return copy.deepcopy(model, memo)
-
-
 def _shape_trace(model: nn.Module, example_inputs: Any, leaf_modules=()) -> Traced:
-    """Trace a meta-device copy of ``model``, so no shape propagation can run real compute.
-
-    Falls back to tracing ``model`` itself (fake tensors, or the real input as the last resort of
-    :func:`graphprune.trace.trace`) when the meta copy cannot run.
-    """
-    inputs = as_input_tuple(example_inputs)
-    try:
-        meta_inputs = tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in inputs)
-        return trace(_meta_copy(model), meta_inputs, leaf_modules=leaf_modules)
-    except TraceError:
-        raise
-    except Exception:  # noqa: BLE001 - e.g. a forward that creates CPU tensors; use the model itself
-        traced = trace(model, inputs, leaf_modules=leaf_modules)
+    """Trace ``model`` for its shapes: meta values, so no real compute unless the forward needs data."""
+    traced = trace(model, as_input_tuple(example_inputs), policy=tracing_policy(leaf_modules))
     if traced.shape_source == "real":
         warnings.warn(
-            f"graphprune.flops: fake-tensor shape propagation failed for {type(model).__name__}; shapes came "
+            f"graphprune.flops: the forward of {type(model).__name__} needs data (not only shapes); shapes came "
             "from a real forward pass on the example input (correct, but as slow as the model)", stacklevel=3,
         )
     return traced

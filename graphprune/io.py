@@ -6,7 +6,8 @@ model and which channels to remove::
     {"format": "graphprune/1",
      "model": {"name": "ledsr_f256r16_x4", "kwargs": {...}}      # sr_models registry
               | {"timm": "resnet18", "kwargs": {...}}            # timm.create_model
-              | {"factory": "package.module:function", "kwargs": {...}},
+              | {"factory": "package.module:function", "kwargs": {...}}
+              | {"spandrel": {"arch": "SwinIR", "tensors": {name: {"shape": [...]}}, ...}},  # loaders
      "analysis": {"example_shapes": [[1, 3, 48, 48]], "ignore": ["*mean*"]},
      "plan": {"removed": {"2": [0, 5, ...]}, "group_sizes": [...]}}      # or null (dense)
 
@@ -19,7 +20,6 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -33,7 +33,7 @@ from .surgery import apply
 __all__ = ["save", "load", "build_model", "make_spec", "FORMAT"]
 
 def build_model(model_spec: dict) -> nn.Module:
-    """Build the dense model a spec names (registry name, ``timm``, or ``module:function``)."""
+    """Build the dense model a spec names (registry name, ``timm``, ``module:function`` or spandrel shapes)."""
     kwargs = dict(model_spec.get("kwargs") or {})
     if "name" in model_spec:
         import sr_models
@@ -48,16 +48,20 @@ def build_model(model_spec: dict) -> nn.Module:
             raise ValueError(f"factory must look like 'package.module:function', got {model_spec['factory']!r}")
         model = getattr(importlib.import_module(mod), fn)(**kwargs)
         model.gp_spec = dict(model_spec)
+    elif "spandrel" in model_spec:
+        from .loaders import build_spandrel
+        model = build_spandrel(model_spec["spandrel"])
     else:
-        raise ValueError(f"model spec needs one of 'name', 'timm' or 'factory', got keys {sorted(model_spec)}")
+        raise ValueError(f"model spec needs one of 'name', 'timm', 'factory' or 'spandrel', got keys {sorted(model_spec)}")
     return model
 
 
 def save(model: nn.Module, path: str | os.PathLike, spec: dict | Plan | None = None) -> Path:
     """Write ``model``'s weights and its spec to ``path`` atomically (no partial file on failure).
 
-    ``spec`` may be a full spec dict, a :class:`Plan` (the dense model's ``gp_spec`` is used),
-    or None to use the spec that :func:`graphprune.apply` attached to the pruned model.
+    ``spec`` may be a full spec dict, a :class:`Plan` (the dense model's ``gp_spec`` is used), a model
+    spec (``{'factory': ..., 'kwargs': ...}``: how to build the dense model; the pruned model's plan is
+    kept), or None to use the spec that :func:`graphprune.apply` attached to the pruned model.
     """
     from safetensors.torch import save_file
 
@@ -66,9 +70,34 @@ def save(model: nn.Module, path: str | os.PathLike, spec: dict | Plan | None = N
     elif spec is None:
         spec = getattr(model, "gp_save_spec", None) or make_spec(None, model=model)
     elif "format" not in spec:
-        spec = make_spec(None, model_spec=spec)
+        spec = _with_model_spec(model, spec)
     weights, metadata = _weights(model), {"graphprune": json.dumps(spec)}
     return atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata=metadata))
+
+
+def _with_model_spec(model: nn.Module, model_spec: dict) -> dict:
+    """``model``'s spec (its plan when pruned) with the dense model described by ``model_spec``.
+
+    The plan comes from the spec :func:`graphprune.apply` attached (``gp_save_spec``) or from the plan it
+    recorded (``gp_plan``). Without either, the weights must fit the dense model itself: a pruned model
+    whose plan is unknown raises here instead of writing a file that :func:`load` cannot rebuild.
+    """
+    own = getattr(model, "gp_save_spec", None)
+    if own is not None and own.get("plan"):
+        return {**own, "model": dict(model_spec)}
+    plan = getattr(model, "gp_plan", None)
+    if plan is None:
+        _check_fits_dense(model, model_spec)
+    return make_spec(plan, model_spec=model_spec)
+
+
+def _check_fits_dense(model: nn.Module, model_spec: dict) -> None:
+    dense = {k: tuple(v.shape) for k, v in build_model(model_spec).state_dict().items() if not _is_trace_constant(k)}
+    bad = [k for k, v in model.state_dict().items() if not _is_trace_constant(k) and dense.get(k) != tuple(v.shape)]
+    if bad:
+        raise ValueError(f"cannot save: the weights do not fit the dense model {model_spec} describes "
+                         f"(e.g. {bad[0]}) and this model carries no pruning plan; save the model graphprune.apply "
+                         "returned, or give the dense model its gp_spec before graphprune.apply")
 
 
 def _is_trace_constant(key: str) -> bool:

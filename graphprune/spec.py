@@ -23,7 +23,8 @@ def make_spec(plan: Plan | None, model_spec: dict | None = None, model: nn.Modul
     model_spec = model_spec or getattr(source, "gp_spec", None)
     if not model_spec:
         raise ValueError("cannot tell how to rebuild this model: pass spec={'name'|'timm'|'factory': ..., "
-                         "'kwargs': {...}} (sr_models.create_model sets model.gp_spec automatically)")
+                         "'kwargs': {...}} (sr_models.create_model and graphprune.loaders.load_spandrel "
+                         "set model.gp_spec automatically)")
     spec: dict[str, Any] = {"format": FORMAT, "model": dict(model_spec), "plan": None, "analysis": None}
     if plan is not None:
         spec["plan"] = plan.to_dict()

@@ -10,13 +10,18 @@
   value has exactly the shape the plan predicts, the output shape included. A mismatch raises
   :class:`PruneError` naming the node: the network is never returned wrong.
 
-The result is the user's own class when no graph constant had to change (their forward still
-runs), and otherwise an ``fx.GraphModule`` over the pruned modules with the constants rewritten
-(``pruned.gp_graph_module`` is True then).
+The result is the user's own class whenever its forward, traced again on the pruned modules,
+computes exactly the verified graph: then the user's Python control flow is kept and the model runs
+at other input sizes (window padding, masks recomputed for the size). Otherwise — the forward holds
+channel counts as literals (``split(x, [32, 32])``, ``view(b, 64, h, w)``) or a literal the plan had
+to change (SDPA's dense scale) — it is an ``fx.GraphModule`` over the pruned modules with the
+constants rewritten (``pruned.gp_graph_module`` is True), which checks the tracer's guards when it
+runs: an input outside the traced case fails with the guard named, never silently.
 """
 from __future__ import annotations
 
 import copy
+import operator
 from typing import Any
 
 import numpy as np
@@ -25,9 +30,10 @@ import torch.fx as fx
 from torch import nn
 
 from .plan import Plan
+from .rules.shape import _new_size_value
 from .rules.table import lookup
 from .spec import make_spec  # the spec graphprune.save writes when given no other
-from .trace import TensorSpec, _propagate, module_state_restored, node_value
+from .trace import TensorSpec, Traced, module_state_restored, node_value, propagate, trace
 
 __all__ = ["apply", "PruneError", "SizeOracle"]
 
@@ -160,10 +166,9 @@ def _rewrite_graph(graph: fx.Graph, plan: Plan, oracle: SizeOracle) -> tuple[fx.
     return new_graph, changed
 
 
-# Module attributes that hold the channel structure a forward reads back as literals
-# (``reshape(B, N, 3, self.num_heads, self.head_dim)``): updated when the rewrite changes that literal.
+# Attribute names that usually hold channel structure: preferred when several attributes hold the old value.
 MIRRORED_ATTRIBUTES = ("num_heads", "heads", "head_dim", "dim_head", "attn_dim", "inner_dim", "key_dim", "val_dim",
-                       "num_groups", "groups")
+                       "num_groups", "groups", "embed_dim", "dim", "num_feat", "channels", "hidden_dim")
 
 
 def _literals(value) -> list:
@@ -175,10 +180,13 @@ def _literals(value) -> list:
 
 
 def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
-    """Keep ``num_heads``/``head_dim``-style attributes of traced-through modules equal to their new literals.
+    """Keep int attributes that a traced-through forward reads back as literals equal to their new values.
 
-    The module is the innermost one on the node's ``nn_module_stack``; a literal updates the one listed
-    attribute holding its old value (two candidates with equal values: ambiguous, left as they are).
+    ``reshape(B, N, 3, self.num_heads, self.head_dim)``, ``view(B, self.embed_dim, H, W)``: the module is
+    the innermost one on the node's ``nn_module_stack``; a changed literal updates the one int attribute
+    holding its old value (several: the one named in :data:`MIRRORED_ATTRIBUTES`, else none). A wrong
+    guess cannot go unnoticed: the user's class is only returned when its forward, traced again,
+    computes the verified graph.
     """
     for node, (args, kwargs) in changed.values():
         stack = node.meta.get("nn_module_stack") or {}
@@ -192,7 +200,9 @@ def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
         for old, new in zip(_literals((node.args, node.kwargs)), _literals((args, kwargs))):
             if type(old) is not int or type(new) is not int or old == new:
                 continue
-            hits = [a for a in MIRRORED_ATTRIBUTES if type(getattr(module, a, None)) is int and getattr(module, a) == old]
+            hits = [a for a, v in vars(module).items() if type(v) is int and v == old and not a.startswith("_")]
+            if len(hits) > 1:
+                hits = [a for a in hits if a in MIRRORED_ATTRIBUTES]
             if len(hits) == 1:
                 setattr(module, hits[0], new)
 
@@ -211,12 +221,105 @@ def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) 
     return gm
 
 
+# ------------------------------------------------------------------------------------ which result
+def _forward_computes(pruned: nn.Module, gm: fx.GraphModule, traced: Traced, inputs: tuple) -> bool:
+    """True when the user's forward, traced again on the pruned model, is the verified graph ``gm``.
+
+    Same ops in the same order, same literal arguments (the channel counts the rewrite set), same
+    captured constants: then running the user's class is running ``gm`` at this input size, and at
+    other sizes it keeps the user's own control flow.
+    """
+    try:
+        again = trace(pruned, inputs, policy=traced.policy)
+    except Exception:  # noqa: BLE001 - e.g. an assert on a channel count the pruned model no longer meets
+        return False
+    return _signature(again.gm.graph, again.constants) == _signature(gm.graph, _constants_of(gm))
+
+
+def _constants_of(gm: fx.GraphModule) -> dict[str, torch.Tensor]:
+    return {n.target: gm.get_buffer(n.target) if n.target in dict(gm.named_buffers()) else getattr(gm, n.target)
+            for n in gm.graph.nodes if n.op == "get_attr" and n.target.startswith("_tensor_constant")}
+
+
+def _signature(graph: fx.Graph, constants: dict) -> list:
+    """The tensor computation of a graph as data, for comparing two graphs of one forward.
+
+    One entry per node that makes a tensor: its op, its target and its arguments, where a tensor argument
+    is the position of the node that made it and any other argument is its value (a size computed at
+    run time and a literal of the same value are the same argument). Size arithmetic itself is not
+    listed: only what it feeds into tensor ops matters. Captured constants are compared by value.
+    """
+    index: dict[fx.Node, int] = {}
+
+    def arg(a):
+        if not isinstance(a, fx.Node):
+            return a
+        if a in index:
+            return ("tensor", index[a])
+        value = a.meta.get("gp_value")
+        return "<device>" if isinstance(value, torch.device) else value  # meta while tracing, cpu when checked
+
+    out = []
+    for n in graph.nodes:
+        if not _makes_tensor(n.meta.get("gp_value")) and n.op != "output":
+            continue
+        index[n] = len(index)
+        target = n.target
+        if n.op == "get_attr" and target in constants:
+            t = constants[target]
+            target = ("constant", tuple(t.shape), t.dtype, t.detach().cpu().numpy().tobytes())
+        out.append((n.op, target if n.op != "placeholder" else "", fx.node.map_aggregate(n.args, arg),
+                    fx.node.map_aggregate(n.kwargs, arg)))
+    return out
+
+
+def _makes_tensor(value) -> bool:
+    if isinstance(value, TensorSpec):
+        return True
+    return isinstance(value, (tuple, list)) and any(_makes_tensor(v) for v in value)
+
+
+_AS_PYTHON = {"bool": bool, "int": int, "index": int, "float": float, "len": len}
+
+
+def _with_guards(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle) -> fx.GraphModule:
+    """``gm`` checking, when it runs, the tracer's guards that do not depend on pruned channel counts.
+
+    A guard whose value the plan changes (``C % heads == 0`` with fewer channels) described the dense
+    network; the shape check covers those. The others describe the input the graph was traced for.
+    """
+    nodes = {n.name: n for n in gm.graph.nodes}
+    originals = {n.name: n for n in plan.graph.traced.gm.graph.nodes}
+    added = False
+    for guard in plan.graph.traced.guards:
+        node = nodes.get(guard.node)
+        if node is None or guard.how not in _AS_PYTHON:
+            continue
+        try:
+            if _AS_PYTHON[guard.how](_new_size_value(originals[guard.node], oracle, {})) != guard.value:
+                continue
+        except Exception:  # noqa: BLE001 - not pure size arithmetic: the check stays as traced
+            pass
+        with gm.graph.inserting_after(node):
+            asked = node if guard.how == "bool" else gm.graph.call_function(_AS_PYTHON[guard.how], (node,))
+        with gm.graph.inserting_after(asked):
+            cond = asked if guard.value is True else gm.graph.call_function(operator.eq, (asked, guard.value))
+        with gm.graph.inserting_after(cond):
+            gm.graph.call_function(torch._assert, (cond, f"graphprune: this pruned graph was traced for inputs with "
+                                                         f"{guard.text} ({guard.where}); analyze and prune with an "
+                                                         f"example input of this size"))
+        added = True
+    if added:
+        gm.recompile()
+    return gm
+
+
 # ------------------------------------------------------------------------------------ ensures
 def _check_shapes(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle, inputs) -> list[str]:
     """Names and details of nodes whose propagated shape differs from the prediction."""
     try:
         with module_state_restored(gm):  # a forward caching tensors on a module must not keep fake ones
-            _propagate(gm, inputs, shapes_only=False)
+            propagate(gm, inputs, shapes_only=False)
     except Exception as exc:  # noqa: BLE001
         return [f"the pruned graph does not run: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"]
     originals = {n.name: n for n in plan.graph.traced.gm.graph.nodes}
@@ -284,10 +387,11 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
                          (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "") +
                          " — please report this model; as a workaround pass ignore=[...] for the modules involved")
     _mirror_attributes(pruned, changed)
-    changed = list(changed) + sliced_constants  # sliced constants: the user's forward would recompute them
-    result = pruned if not changed else gm
+    unchanged = not changed and not sliced_constants and not plan.graph.traced.guards
+    keep_class = unchanged or _forward_computes(pruned, gm, plan.graph.traced, inputs)
+    result = pruned if keep_class else _with_guards(gm, plan, oracle)
     result.train(model.training)
-    if changed:
+    if not keep_class:
         gm.gp_graph_module = True
         for attr in ("gp_spec", "scale", "rgb_range"):
             if hasattr(model, attr):

@@ -16,17 +16,17 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 
+from graphprune.loaders import fit_prefix, read_state_dict
+
 from ._registry import is_model, list_models, model_entrypoint
 
-__all__ = ["create_model", "load_checkpoint", "load_state_dict_file"]
-
-_WRAPPER_KEYS = ("state_dict", "model", "params", "params_ema")
-_PREFIXES = ("module.", "model.")
+__all__ = ["create_model", "load_checkpoint", "official_layout"]
 
 
 def create_model(name: str, *, checkpoint: str | os.PathLike | None = None, **overrides: Any) -> nn.Module:
@@ -37,8 +37,9 @@ def create_model(name: str, *, checkpoint: str | os.PathLike | None = None, **ov
     name : str
         A name from ``list_models()``.
     checkpoint : path, optional
-        A local ``.safetensors`` file or a ``torch.save`` file holding a state dict (raw or under
-        ``state_dict`` / ``model`` / ``params``); loaded strictly.
+        A local ``.safetensors``, ``.pth``, ``.pt`` or ``.ckpt`` file: a state dict, raw or in the usual
+        wrappers, or the official EDSR-PyTorch / ASSL / SRP layout (see :func:`load_checkpoint`);
+        loaded strictly.
     **overrides
         Model arguments, e.g. ``n_feats=16``.
     """
@@ -61,41 +62,47 @@ def create_model(name: str, *, checkpoint: str | os.PathLike | None = None, **ov
     return model
 
 
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a local checkpoint into a flat state dict (no pickle code execution)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+def official_layout(sd: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Map a checkpoint of the official code (EDSR-PyTorch, ASSL, SRP) onto ``model``'s names.
 
-        sd: Any = load_file(path, device="cpu")
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    for key in _WRAPPER_KEYS:
-        if isinstance(sd, Mapping) and isinstance(sd.get(key), Mapping):
-            sd = sd[key]
-            break
-    if not isinstance(sd, Mapping):
-        raise ValueError(f"checkpoint {path} does not hold a state dict (got {type(sd).__name__})")
-    return _strip_prefix(dict(sd))
+    * a prefix shared by every key that the model lacks (the old SRP interface's ``model.``, Lightning's
+      ``net_g.``) is removed (:func:`graphprune.loaders.fit_prefix`);
+    * ASSL's weight-normalised convs (``--wn``: ``Conv2D_WN`` keeps ``weight`` and a per-filter
+      ``wn_scale``) are folded into plain weights, ``normalize(weight) * wn_scale``, the function they compute;
+    * the model's family module may map its own official names (``checkpoint_filter_fn(state_dict, model)``,
+      timm's convention; e.g. LEDSR's official tail nests its upsampler one level deeper).
+    """
+    sd = _fold_wn_scale(fit_prefix(sd, model.state_dict()))
+    family = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(family, "checkpoint_filter_fn", None) if type(model).__module__.startswith(__package__) else None
+    return filter_fn(sd, model) if filter_fn else sd
 
 
-def _strip_prefix(sd: dict[str, Any]) -> dict[str, Any]:
-    """Drop a wrapper prefix (``module.`` from DDP, ``model.`` from EDSR-PyTorch) shared by every key."""
-    for p in _PREFIXES:
-        if sd and all(k.startswith(p) for k in sd):
-            return {k[len(p):]: v for k, v in sd.items()}
-    return sd
+def _fold_wn_scale(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = dict(sd)
+    for key in [k for k in sd if k.endswith(".wn_scale")]:
+        w = key[: -len("wn_scale")] + "weight"
+        if w in out:
+            flat = out[w].flatten(1)
+            out[w] = (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12) * out[key][:, None]).view_as(out[w])
+            del out[key]
+    return out
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load the local checkpoint ``path`` into ``model``; raise ``RuntimeError`` listing mismatched keys."""
-    sd = load_state_dict_file(path)
+    """Load the local checkpoint ``path`` into ``model`` strictly.
+
+    The file is read by :func:`graphprune.loaders.read_state_dict` (``weights_only``, wrappers such as
+    ``params_ema``/``state_dict``/``model``, a ``module.`` prefix; a bad file raises its one-line
+    ``CheckpointError``) and mapped by :func:`official_layout`; keys or shapes that still do not fit
+    raise ``RuntimeError`` listing them.
+    """
+    sd = official_layout(read_state_dict(path), model)
     try:
         result = model.load_state_dict(sd, strict=False)
     except RuntimeError as e:  # size mismatches
-        raise RuntimeError(f"checkpoint {os.fspath(path)} does not fit {type(model).__name__}: {e}") from None
+        raise RuntimeError(f"checkpoint {os.fspath(path)} does not fit {type(model).__name__}: "
+                           f"{' '.join(str(e).split())[:400]}") from None
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
         raise RuntimeError(

@@ -64,6 +64,12 @@ class LEDSR(nn.Module):
         return self.add_mean(self.tail(r))
 
 
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+    """The official ASSL/SRP names onto ours: their tail is ``Sequential(LiteUpsampler)`` (``tail.0.0``)."""
+    return {("tail." + k[len("tail.0."):] if k.startswith("tail.0.") and k.count(".") == 3 else k): v
+            for k, v in state_dict.items()}
+
+
 def _create_ledsr(variant: str, **kwargs) -> LEDSR:
     return build_model(LEDSR, variant, **kwargs)
 

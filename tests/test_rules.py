@@ -237,10 +237,10 @@ class TinyAttention(nn.Module):
 
 
 def test_attention_heads_and_head_dim_are_groups():
-    g = gp.analyze(TinyAttention(), torch.randn(2, 5, 12))
+    g = gp.analyze(TinyAttention(), torch.randn(2, 5, 12), size_ties=False)
     sizes = sorted(gr.size for gr, _ in member(g, "qkv") if gr.prunable)
     assert sizes == [3, 4], "heads (3) and head dim (4) are independent prunable groups"
-    pruned, _ = prune_and_check(TinyAttention(), torch.randn(2, 5, 12), exact=False)
+    pruned, _ = prune_and_check(TinyAttention(), torch.randn(2, 5, 12), exact=False, size_ties=False)
     assert pruned.proj.in_features < 12
     out = pruned(torch.randn(2, 7, 12))  # another sequence length still works
     assert out.shape == (2, 7, 12)
@@ -636,12 +636,20 @@ class SizedByOtherStream(nn.Module):
 
 def test_size_argument_read_from_another_pruned_tensor_is_replaced():
     net, x = SizedByOtherStream().eval(), torch.randn(2, 5, 4)
-    pruned, plan = prune_and_check(net, x)
+    pruned, plan = prune_and_check(net, x, size_ties=False)  # untied: the stream prunes, the values cannot
     assert pruned.get_submodule("inp").out_features == 6 and pruned.get_submodule("v").out_features == 12
     reshape = next(n for n in pruned.graph.nodes if n.target == "reshape")
     assert reshape.args[3:] == (3, 4)  # heads and the planned per-head width, not C // heads = 2
     with torch.no_grad():
         assert pruned(torch.randn(3, 7, 4)).shape == (3, 7, 4)  # batch and length still follow the input
+
+
+def test_size_tie_keeps_the_class_when_the_values_cannot_prune():
+    """Tied (the default), ``C // heads`` ties the stream to the values: both are kept, the class runs as is."""
+    net, x = SizedByOtherStream().eval(), torch.randn(2, 5, 4)
+    graph = gp.analyze(net, x)
+    stream = graph.groups_of("inp", "weight", 0)  # heads x head width, tied to the stream
+    assert stream and all(not g.prunable and "weird" in g.reason for g in stream), stream
 
 
 class TensorMadeInForward(nn.Module):
@@ -727,7 +735,8 @@ class HeadsNet(nn.Module):
 def test_rewrite_keeps_the_module_tree_and_updates_head_attributes():
     net, x = HeadsNet().eval(), torch.randn(2, 5, 4)
     pruned, plan = prune_and_check(net, x)
-    assert pruned.gp_graph_module and type(pruned.attn) is HeadsAttention  # not an fx path container
+    # the attributes the forward reads back follow the plan, so its own forward computes the verified graph
+    assert type(pruned) is HeadsNet and not getattr(pruned, "gp_graph_module", False)
     a = pruned.attn
     assert (a.num_heads, a.head_dim, a.attn_dim) == (2, 5, 10)  # 1 - sqrt(0.5) of 3 heads and of 8 widths went
     assert a.qkv.out_features == 3 * a.attn_dim

@@ -167,7 +167,9 @@ def test_checkpoint_wrappers_and_prefixes(wrap, tmp_path):
 
 
 def test_checkpoint_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
+    from graphprune.loaders import CheckpointError
+
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
         create_model("imdn_x2", checkpoint=tmp_path / "nope.safetensors")
 
 

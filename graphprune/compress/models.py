@@ -24,23 +24,20 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Optional, Union
 
 import torch
 from torch import nn
 
+from .. import loaders
 from ..errors import one_line
+from ..loaders import CheckpointError
 from ..schema import Problem, Schema, Variants, field, suggest
 
 __all__ = ["NamedModel", "ModelSpec", "build_dense", "read_state_dict", "load_weights", "CheckpointError",
            "import_path_note"]
 
 _FACTORY = re.compile(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)")
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be used, in one line naming the file and what to do."""
 
 
 @dataclass(kw_only=True)
@@ -152,37 +149,29 @@ def build_dense(model: NamedModel, seed: int, *, weights: bool = True) -> nn.Mod
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A file's tensors, or a one-line :class:`CheckpointError` (truncated, pickled model, ...).
+    """A weights file's tensors, or a one-line :class:`CheckpointError` (truncated, pickled model, ...).
 
-    The one place a run reads a checkpoint file; ``graphprune.loaders.read_state_dict`` replaces
-    its body once the ecosystem loaders land.
+    :func:`graphprune.loaders.read_state_dict` reads every ecosystem format; a *dense* graphprune
+    file (``dense.safetensors`` of an earlier run) is dense weights too, a pruned one is refused.
     """
-    from sr_models._factory import load_state_dict_file
+    from ..io import read_spec
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
     try:
-        return load_state_dict_file(path)
-    except Exception as e:  # noqa: BLE001 - torch, safetensors and pickle raise anything on a bad file
-        raise CheckpointError(_unreadable(path, e)) from None
-
-
-def _unreadable(path: Path, e: Exception) -> str:
-    text = str(e)
-    if "weights_only" in text or "Unsupported global" in text:
-        return (f"{path} holds pickled Python objects (a whole model?), not a state dict; save "
-                "model.state_dict() (or use safetensors) and point model.checkpoint at that file")
-    return f"{path} cannot be read as a checkpoint (truncated or not a weights file?): {one_line(e, with_type=True)}"
+        spec = read_spec(path)
+    except (ValueError, OSError):  # not a graphprune file: the ecosystem loader says what it is
+        return loaders.read_state_dict(path)
+    if spec.get("plan"):
+        raise CheckpointError(f"{path} is a pruned graphprune model; model.checkpoint takes dense weights "
+                              "(load a pruned model with graphprune.load)")
+    from safetensors.torch import load_file
+    return load_file(str(path))
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Fill ``model`` from ``path`` strictly; a mismatch is one line (counts and the first key)."""
-    state = read_state_dict(path)
-    if _is_pruned_file(path):
-        raise CheckpointError(f"{path} is a pruned graphprune model; model.checkpoint takes dense weights "
-                              "(load a pruned model with graphprune.load)")
-    own = model.state_dict()
+    """Fill ``model`` from ``path`` strictly (the official codes' names mapped); a mismatch is one line."""
+    from sr_models._factory import official_layout
+
+    state, own = official_layout(read_state_dict(path), model), model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -194,14 +183,3 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
                               "and model.kwargs against the model that wrote it")
     model.load_state_dict(state)
     return model
-
-
-def _is_pruned_file(path: str | os.PathLike) -> bool:
-    """A graphprune file whose spec has a plan (its weights have pruned shapes)."""
-    if not str(path).endswith(".safetensors"):
-        return False
-    try:
-        from ..io import read_spec
-        return bool(read_spec(path).get("plan"))
-    except (ValueError, OSError):
-        return False

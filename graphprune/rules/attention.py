@@ -4,7 +4,7 @@
 contracted index must stay aligned on both sides), the output rows with ``a[-2]`` and the output
 columns with ``b[-1]``. Attention heads and the head dimension are therefore found as groups once
 a reshape factors the projection's output into ``(3, heads, head_dim)``. ``einsum`` couples every
-pair of dims that share a letter.
+pair of dims that share a letter (an ellipsis: the dims it covers, aligned from the right).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from .table import register, replace_arg
 
-__all__ = []
+__all__ = ["couple_einsum"]
 
 
 def _broadcast_batch(ctx, dims_list, out_batch) -> None:
@@ -74,29 +74,51 @@ def sdpa(ctx) -> None:
         _broadcast_batch(ctx, [md[:-2]], out[:-2])
 
 
+ELLIPSIS = "…"  # one name for the dims an ellipsis covers (einops' own symbol)
+
+
+def _ellipsis_named(spec: list[str], ndim: int) -> list[str]:
+    """An ellipsis expanded into one name per dim it covers, counted from the right as broadcasting aligns them.
+
+    >>> _ellipsis_named(["b", ELLIPSIS, "c"], 4)
+    ['b', '…1', '…0', 'c']
+    """
+    if ELLIPSIS not in spec:
+        return list(spec)
+    i, n = spec.index(ELLIPSIS), ndim - len(spec) + 1
+    return [*spec[:i], *(f"{ELLIPSIS}{n - 1 - k}" for k in range(n)), *spec[i + 1:]]
+
+
+def couple_einsum(ctx, specs: list[list[str]], operands: list[list[int]], out_spec: list[str] | None) -> None:
+    """Couple the dims of einsum operands and output that share an axis name (size-1 dims broadcast).
+
+    ``specs[i]`` names the dims of ``operands[i]``, ``out_spec`` those of the output (None: implicit,
+    the output is left to the policy); :data:`ELLIPSIS` stands for the dims an ellipsis covers.
+    Contracted axes are sums of products: exact.
+    """
+    axes: dict[str, int] = {}
+    for spec, dims in zip(specs, operands):
+        for name, atom in zip(_ellipsis_named(spec, len(dims)), dims):
+            ctx.free(atom)
+            first = axes.setdefault(name, atom)
+            if ctx.size(first) == ctx.size(atom):
+                ctx.unify(first, atom)
+            elif ctx.size(first) == 1:
+                axes[name] = atom
+    if out_spec is not None:
+        for name, atom in zip(_ellipsis_named(out_spec, len(ctx.out())), ctx.out()):
+            ctx.unify(axes[name], atom)
+
+
 @register(torch.einsum)
 def einsum(ctx) -> None:
-    eq = ctx.node.args[0].replace(" ", "")
-    if "..." in eq:
-        ctx.block_all("einsum with an ellipsis")
-        return
+    eq = ctx.node.args[0].replace(" ", "").replace("...", ELLIPSIS)
     lhs, rhs = eq.split("->") if "->" in eq else (eq, None)
     operands = ctx.node.args[1:]
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = operands[0]
-    letters: dict[str, int] = {}
-    for spec, t in zip(lhs.split(","), operands):
-        for ch, atom in zip(spec, ctx.dims(t)):
-            if ch in letters and ctx.size(letters[ch]) == ctx.size(atom):
-                ctx.unify(letters[ch], atom)
-            elif ch in letters:
-                ctx.free(atom)  # broadcast size-1
-            else:
-                letters[ch] = atom
-                ctx.free(atom)
-    if rhs is not None:
-        for ch, atom in zip(rhs, ctx.out()):
-            ctx.unify(letters[ch], atom)
+    couple_einsum(ctx, [list(s) for s in lhs.split(",")], [ctx.dims(t) for t in operands],
+                  None if rhs is None else list(rhs))
 
 
 @register(nn.MultiheadAttention)

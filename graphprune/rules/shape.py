@@ -308,11 +308,19 @@ def _resize_unflatten(module, new_size, aux) -> None:
 
 
 def reshape(ctx) -> None:
-    """Reshape-like ops: dims related by their sizes alone (see :func:`reshape_dims`)."""
+    """Reshape-like ops: dims related by their sizes alone (see :func:`reshape_dims`), and size ties.
+
+    A size argument the forward reads from another tensor (``x.view(b, h, w, C)`` with ``C`` from
+    ``x.shape``, ``qkv.reshape(b, n, 3, heads, C // heads)``) is recomputed at run time by the user's
+    code: the dim it sizes is tied to that tensor's dim (:func:`tie_sizes`), so the pruned model keeps
+    computing the right size with its own code.
+    """
     first, *rest = ctx.tensor_args()
     reshape_dims(ctx, ctx.dims(first), ctx.out())
     for other in rest:  # view_as / reshape_as: the output has the other tensor's shape
         ctx.unify_dims(ctx.dims(other), ctx.out())
+    if ctx.node.target in ("reshape", "view", torch.reshape):
+        tie_sizes(ctx, _shape_args(ctx.node)[0], ctx.out())
 
 
 def unflatten_module(ctx) -> None:
@@ -505,13 +513,37 @@ CREATION = [torch.zeros, torch.ones, torch.empty, torch.full, torch.rand, torch.
             "new_empty", "new_full", "new_tensor"]
 
 
+_SIZED_CREATION = {torch.zeros, torch.ones, torch.empty, torch.full, torch.rand, torch.randn, "new_zeros",
+                   "new_ones", "new_empty", "new_full"}
+
+
+def _creation_sizes(node) -> list | None:
+    """The size arguments of ``torch.zeros(b, c, h, w)`` / ``zeros((b, c, h, w))`` / ``x.new_zeros(...)``."""
+    args = list(node.args[1:] if node.op == "call_method" else node.args)
+    if node.target in ("new_full", torch.full):
+        args = args[:1]
+    if "size" in node.kwargs:
+        args = [node.kwargs["size"]]
+    if len(args) == 1 and isinstance(args[0], (list, tuple, fx.Node)):
+        return list(args[0]) if isinstance(args[0], (list, tuple)) else None
+    return args
+
+
 @register(*CREATION)
 def creation(ctx) -> None:
-    """A tensor made with explicit sizes cannot follow pruning: its dims are blocked."""
+    """A tensor made with sizes read from another tensor follows it (a size tie); literal sizes are blocked."""
     for arg in ctx.tensor_args():
-        ctx.free(*ctx.dims(arg))
-    for out in ctx.all_out_dims():
-        ctx.block([out], f"a tensor created with fixed sizes by {ctx.op_name}")
+        if ctx.node.op != "call_method" or arg is not ctx.node.args[0]:
+            ctx.free(*ctx.dims(arg))
+    if ctx.node.op == "call_method":  # x.new_zeros(...) only lends x's dtype and device
+        ctx.free(*ctx.dims(ctx.node.args[0]))
+    out = ctx.out_or_first()
+    sizes = _creation_sizes(ctx.node) if ctx.node.target in _SIZED_CREATION else None
+    if sizes is not None and len(sizes) == len(out):
+        tie_sizes(ctx, sizes, out)
+    for atom in ctx.all_out_dims():
+        if atom not in ctx.touched:
+            ctx.block([atom], f"a tensor created with fixed sizes by {ctx.op_name}")
 
 
 
@@ -586,6 +618,62 @@ def _size_read(n: fx.Node):
         if inner is not None and inner[1] is None:
             return inner[0], n.args[1]
     return None
+
+
+def tie_sizes(ctx, size_args, out_dims) -> None:
+    """Tie each output dim to the tensor dim its size argument reads (a size tie), where the algebra can say it.
+
+    * ``T.shape[d]`` (or ``T.size(d)``): the dim *is* ``T``'s dim ``d``, index for index;
+    * ``T.shape[d] // k``: ``T``'s dim ``d`` is the row-major product of the output dim sized by the literal
+      ``k`` (when exactly one is: the heads of ``reshape(b, n, 3, heads, C // heads)``) and this one, so
+      that ``heads × head_dim`` stays ``C`` when either is pruned.
+
+    Only sizes that agree are tied, and only between different data: a dim already made of the source's
+    channels (``y.view(n, 2, c // 2, ...)`` of ``y`` itself, a channel shuffle) keeps its structure.
+    Other arithmetic stays as it is (the rewrite recomputes it). Index ties are stronger than the count
+    equality the code needs, and are what the algebra expresses.
+    """
+    if not ctx.size_ties:
+        return
+    literal = {}
+    for j, a in enumerate(size_args):
+        if type(a) is int and a > 1:
+            literal.setdefault(a, []).append(j)
+    for j, a in enumerate(size_args):
+        if not isinstance(a, fx.Node) or j >= len(out_dims):
+            continue
+        source = _read_dim(ctx, a)
+        if source is not None and ctx.size(source) == ctx.size(out_dims[j]):
+            if not _share_leaves(ctx, source, out_dims[j]):
+                ctx.unify(out_dims[j], source)
+            continue
+        if a.op == "call_function" and a.target is operator.floordiv and type(a.args[1]) is int:
+            source = _read_dim(ctx, a.args[0]) if isinstance(a.args[0], fx.Node) else None
+            k = a.args[1]
+            if source is None or ctx.size(source) != k * ctx.size(out_dims[j]) or _share_leaves(ctx, source, out_dims[j]):
+                continue
+            partners = literal.get(k, [])
+            if len(partners) == 1:
+                i = partners[0]
+                ctx.prod(source, [out_dims[i], out_dims[j]] if i < j else [out_dims[j], out_dims[i]])
+            else:
+                fixed = ctx.new(k)
+                ctx.block([fixed], f"the literal divisor {k} of a size")
+                ctx.prod(source, [fixed, out_dims[j]])
+
+
+def _share_leaves(ctx, a: int, b: int) -> bool:
+    leaves = {leaf for leaf, _ in ctx.atoms.expand(a)}
+    return any(leaf in leaves for leaf, _ in ctx.atoms.expand(b))
+
+
+def _read_dim(ctx, n: fx.Node) -> int | None:
+    """The atom of the tensor dim that ``n`` reads (``x.shape[1]``, ``x.size(-1)``), or None."""
+    read = _size_read(n)
+    if read is None or read[1] is None:
+        return None
+    dims = ctx.dims(read[0])
+    return dims[read[1]] if dims is not None and -len(dims) <= read[1] < len(dims) else None
 
 
 def _rewrite_size_check(node, R):
