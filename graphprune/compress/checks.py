@@ -43,9 +43,20 @@ def _prune(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:
 
 
 def _stages(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:
-    s, method = r.stages, r.prune.method
+    _stage_lengths(r, problems)
+    _stages_of_the_method(r, problems, warnings)
+    training = [n for n in TRAIN_STAGES if r.stage_iters(n) > 0]
+    if training and r.data.train is None:
+        problems.append(Problem("data.train", f"missing; stage(s) {', '.join(training)} need training data (e.g. "
+                                "{type: df2k, root: datasets/DF2K} or {type: demo} for the embedded photos)"))
+    if not training and r.prune.method == "none" and not r.eval.sets:
+        warnings.append(Problem("", "recipe does nothing: no training stage, prune.method none and no eval.sets"))
+
+
+def _stage_lengths(r: Recipe, problems: list[Problem]) -> None:
+    """``total_iter`` is required in pretrain/finetune and refused in regularize (the schedule sets it)."""
     for name in TRAIN_STAGES:
-        st = getattr(s, name)
+        st = getattr(r.stages, name)
         if st is not None and name == "regularize" and st.total_iter is not None:
             problems.append(Problem("stages.regularize.total_iter", f"{st.total_iter!r} is not allowed; the "
                                     f"regularize stage's length comes from prune.schedule ({r.regularize_iters} "
@@ -53,6 +64,11 @@ def _stages(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None
         if st is not None and name != "regularize" and st.total_iter is None:
             problems.append(Problem(f"stages.{name}.total_iter", "missing required key; expected an integer >= 0 "
                                                                  "(iterations; 0 skips the stage)"))
+
+
+def _stages_of_the_method(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:
+    """Which stages each method needs or cannot have."""
+    s, method = r.stages, r.prune.method
     if s.regularize is not None and method not in REGULARIZERS:
         problems.append(Problem("stages.regularize", f"prune.method {method!r} has no regularization stage (only "
                                 "assl and srp grow a penalty); remove stages.regularize or set prune.method: "
@@ -70,12 +86,6 @@ def _stages(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None
     if method in ("assl", "srp", "l1") and r.model.checkpoint is None and not r.stage_iters("pretrain"):
         warnings.append(Problem("model.checkpoint", f"null and no stages.pretrain: prune.method {method} will "
                                                     "prune a randomly initialized model"))
-    training = [n for n in TRAIN_STAGES if r.stage_iters(n) > 0]
-    if training and r.data.train is None:
-        problems.append(Problem("data.train", f"missing; stage(s) {', '.join(training)} need training data (e.g. "
-                                "{type: df2k, root: datasets/DF2K} or {type: demo} for the embedded photos)"))
-    if not training and method == "none" and not r.eval.sets:
-        warnings.append(Problem("", "recipe does nothing: no training stage, prune.method none and no eval.sets"))
 
 
 def _data(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:

@@ -47,36 +47,49 @@ def main(argv=None) -> int:
     if os.getcwd() not in sys.path:  # as `python -m` does: `mynet:factory` from the folder of mynet.py
         sys.path.insert(0, os.getcwd())
     from ..schema import ConfigError
-    from ..train import CheckpointError, destroy_distributed, init_distributed, is_main_process
-    from .pipeline import Pipeline, PipelineError
-    from .provenance import command_line
-    from .recipe import RecipeError, load_recipe
+    from ..train import CheckpointError
+    from .pipeline import PipelineError
+    from .recipe import RecipeError
 
     pipeline = None
     try:
-        recipe = load_recipe(args.recipe, args.set, check_files=not args.dry_run)
-        env = f"PYTHONPATH={os.getcwd()}" if _needs_cwd(recipe.model.name) else ""
-        command = command_line([*_invocation(), *(argv if argv is not None else sys.argv[1:])], [env] if env else [])
-        pipeline = Pipeline(recipe, args.out, resume=args.resume, device=args.device, command=command)
-        if args.dry_run:
-            pipeline.dry_run()
-            return 0
-        init_distributed()
-        try:
-            result = pipeline.run()
-        finally:
-            destroy_distributed()
+        pipeline = _pipeline(args, argv)
+        return _run(pipeline, args.dry_run)
     except RecipeError as e:
         print("\n".join(f"error: {e.path}: {p}" for p in e.problems), file=sys.stderr)
-        return 2
     except ConfigError as e:
         print(f"error: {e.title}: " + "; ".join(map(str, e.problems)), file=sys.stderr)
-        return 2
     except (PipelineError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as e:
         return _interrupted(e, args, pipeline)
+    return 2
+
+
+def _pipeline(args: argparse.Namespace, argv):
+    """The recipe loaded (files checked unless dry) and its pipeline, with the command that repeats it."""
+    from .pipeline import Pipeline
+    from .provenance import command_line
+    from .recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.set, check_files=not args.dry_run)
+    env = [f"PYTHONPATH={os.getcwd()}"] if _needs_cwd(recipe.model.name) else []
+    command = command_line([*_invocation(), *(argv if argv is not None else sys.argv[1:])], env)
+    return Pipeline(recipe, args.out, resume=args.resume, device=args.device, command=command)
+
+
+def _run(pipeline, dry_run: bool) -> int:
+    """The dry run, or the run (under torchrun: every rank) and its report printed by rank 0."""
+    from ..train import destroy_distributed, init_distributed, is_main_process
+
+    if dry_run:
+        pipeline.dry_run()
+        return 0
+    init_distributed()
+    try:
+        result = pipeline.run()
+    finally:
+        destroy_distributed()
     report = Path(pipeline.out) / "report.md"
     if is_main_process():
         print(report.read_text() if report.exists() else result)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.fx as fx
 from torch import nn
 
 from .. import io as gpio
@@ -50,7 +51,7 @@ from ..regularizers import REGULARIZERS
 from ..schema import plain
 from ..sr.evaluate import bicubic_scores, evaluate
 from ..surgery import apply
-from ..trace import TraceError
+from ..trace import TraceError, tensor_spec
 from ..train import Trainer, is_main_process
 from ..train.distributed import barrier, default_device
 from .models import CheckpointError, build_dense
@@ -150,7 +151,7 @@ class Pipeline:
 
         traced = self._traced(_shape_trace, model, self.example, self.recipe.model.leaf_modules)
         out = next(n for n in traced.gm.graph.nodes if n.op == "output").args[0]
-        got = list(getattr(out.meta.get("gp_value"), "shape", ()))
+        got = list(getattr(tensor_spec(out), "shape", ())) if isinstance(out, fx.Node) else []
         n, c, h, w = self.recipe.prune.example_input
         want = [n, c, h * self.recipe.scale, w * self.recipe.scale]
         if got != want:
@@ -317,22 +318,15 @@ class Pipeline:
         """Dense, pruned and bicubic on every evaluation set; then report.json, report.md, pictures."""
         t0 = time.perf_counter()
         dense = gpio.load(self.out / "dense.safetensors").eval()  # regularization changed the in-memory one
-        leaf = self.recipe.model.leaf_modules
         r = self.result
         r.update(recipe=self.recipe.to_dict(), reproducibility=self._reproducibility(),
-                 dense=complexity(dense, self.example, self.recipe.scale, leaf), pruned=None, groups=[])
-        r["dense"]["metrics"] = self._final_eval(dense, self.eval_sets, "dense")
+                 dense=self._measure(dense, "dense"), pruned=None, groups=[])
         if self.pruned is not None:
-            r["pruned"] = complexity(self.pruned.eval(), self.example, self.recipe.scale, leaf)
-            r["pruned"]["metrics"] = self._final_eval(self.pruned, self.eval_sets, "pruned")
-            r["pruned_before_finetune"] = self.state["results"].get("pruned_before_finetune", {})
-            r["groups"] = [{"id": g.id, "size": g.size, "kept": self.plan.kept(g.id), "prunable": g.prunable,
-                            "reason": g.reason, "modules": g.modules("out")} for g in self.graph.groups]
+            r.update(pruned=self._measure(self.pruned.eval(), "pruned"), groups=self._groups(),
+                     pruned_before_finetune=self.state["results"].get("pruned_before_finetune", {}))
         if self.eval_sets and is_main_process():
-            ev = self.recipe.eval
-            r["bicubic"] = bicubic_scores(self.eval_sets, scale=self.recipe.scale, rgb_range=float(self.recipe.rgb_range),
-                                          crop_border=ev.crop_border, test_y_channel=ev.test_y_channel,
-                                          metrics=tuple(ev.metrics))
+            kw = {k: v for k, v in self._eval_kwargs().items() if k != "tile"}
+            r["bicubic"] = bicubic_scores(self.eval_sets, **kw)
         if "evaluate" not in self.done:
             self._mark_done("evaluate", 0, time.perf_counter() - t0)
         r["stages"] = list(self.state["stages"])
@@ -365,6 +359,16 @@ class Pipeline:
         self._say(f"== prune ({self.method}): {sum(q.numel() for q in self.dense.parameters()):,} -> "
                   f"{sum(q.numel() for q in pruned.parameters()):,} params")
         return pruned
+
+    def _measure(self, model: nn.Module, label: str) -> dict:
+        """Sizes at the example input and scores on every evaluation set."""
+        sizes = complexity(model, self.example, self.recipe.scale, self.recipe.model.leaf_modules)
+        return {**sizes, "metrics": self._final_eval(model, self.eval_sets, label)}
+
+    def _groups(self) -> list[dict]:
+        """Every group of the analysis with the channels the plan kept (blocked ones with their reason)."""
+        return [{"id": g.id, "size": g.size, "kept": self.plan.kept(g.id), "prunable": g.prunable,
+                 "reason": g.reason, "modules": g.modules("out")} for g in self.graph.groups]
 
     def _tile(self) -> dict | None:
         return plain(self.recipe.eval.tile)
@@ -410,24 +414,30 @@ class Pipeline:
         self.prepare(data=False)
         leaf, scale = self.recipe.model.leaf_modules, self.recipe.scale
         d = complexity(self.dense.eval(), self.example, scale, leaf)
-        result = {"dense": d, "pruned": None}
         print(f"model {self.recipe.model.name}: {d['params']:,} params ({short_count(d['params'])}), "
               f"{d['mult_adds'] / 1e9:.1f} G Mult-Adds (1280x720 output)")
         if self.method == "none":
-            return result
+            return {"dense": d, "pruned": None}
+        q = self._dry_plan(self._timed_analysis())
+        print(f"pruned ({self.method}): {q['params']:,} params ({short_count(q['params'])}), "
+              f"{q['mult_adds'] / 1e9:.1f} G Mult-Adds; x{d['params'] / max(q['params'], 1):.1f} fewer params")
+        return {"dense": d, "pruned": q}
+
+    def _timed_analysis(self) -> ChannelGraph:
         t0 = time.perf_counter()
         graph = self._analyze(self.dense)
         print(f"analysis: {len(graph.groups)} groups, {len(graph.prunable_groups)} prunable "
               f"({time.perf_counter() - t0:.2f} s)\n{graph.summary()}")
+        return graph
+
+    def _dry_plan(self, graph: ChannelGraph) -> dict:
+        """The plan's widths, the regularization's length, and the pruned model's sizes."""
         p = self.recipe.prune
         plan = make_plan(graph, p.ratio, ratios=p.ratios or None, round_to=p.round_to)
-        q = result["pruned"] = complexity(apply(self.dense, plan), self.example, scale, leaf)
         kept = sorted({(g.size, plan.kept(g.id)) for g in graph.prunable_groups})
         print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
-        print(f"pruned ({self.method}): {q['params']:,} params ({short_count(q['params'])}), "
-              f"{q['mult_adds'] / 1e9:.1f} G Mult-Adds; x{d['params'] / max(q['params'], 1):.1f} fewer params")
         if self.method in REGULARIZERS:
             reg = self._regularizer(graph)
             print(f"{self.method.upper()} regularization: {reg.total_iters():,} iterations; "
                   f"{len(reg.coupled)} coupled group(s) found by the analysis")
-        return result
+        return complexity(apply(self.dense, plan), self.example, self.recipe.scale, self.recipe.model.leaf_modules)
