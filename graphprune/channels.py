@@ -28,11 +28,10 @@ from torch import nn
 
 from . import rules as _rules  # noqa: F401  (fills the rule table)
 from .atoms import Atoms
-from .errors import one_line
 from .globs import warn_unmatched
 from .groups import Group, Member
 from .rules.table import lookup, target_name
-from .trace import TensorSpec, TraceError, Traced, node_value, trace
+from .trace import TensorSpec, Traced, node_value, trace
 
 __all__ = ["ChannelGraph", "analyze"]
 
@@ -465,14 +464,7 @@ def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=(), siz
     -------
     ChannelGraph
     """
-    try:
-        traced = trace(model, example_inputs, policy=_rules.tracing_policy(leaf_modules))
-    except TraceError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - torch's text spans pages (a wrong channel count); say it in one line
-        shapes = ", ".join(str(list(x.shape)) for x in _as_tuple(example_inputs) if isinstance(x, torch.Tensor))
-        raise TraceError(f"{type(model).__name__} does not run on the example input {shapes}: "
-                         f"{one_line(str(exc).splitlines()[0] if str(exc) else exc)}; check its channels and size") from None
+    traced = trace(model, example_inputs, policy=_rules.tracing_policy(leaf_modules))
     b = _Builder(traced, size_ties)
     b.run()
     ignore = tuple(ignore)
