@@ -105,15 +105,7 @@ def _build(case: Case):
     return model.eval(), torch.randn(*shape)
 
 
-def _output_layers(model, n_out: int):
-    from torch import nn
-
-    return [m for m in model.modules()
-            if (isinstance(m, nn.Conv2d) and m.out_channels == n_out) or (isinstance(m, nn.Linear) and m.out_features == n_out)]
-
-
-def _emit(**event):
-    print(json.dumps(event), flush=True)
+_output_layers, _emit = _common.output_layers, _common.emit
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

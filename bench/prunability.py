@@ -41,13 +41,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import signal
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
@@ -122,26 +119,6 @@ def build(suite: str, name: str, timm_size: int):
     return model.eval(), x
 
 
-def output_layers(model, n_out: int) -> list:
-    """The layers that produce the model's output channels: the classifier (or an SR net's last conv)."""
-    from torch import nn
-
-    return [m for m in model.modules()
-            if (isinstance(m, nn.Conv2d) and m.out_channels == n_out) or (isinstance(m, nn.Linear) and m.out_features == n_out)]
-
-
-def _first_tensor(y):
-    import torch
-
-    if isinstance(y, torch.Tensor):
-        return y
-    if isinstance(y, (tuple, list)):
-        return _first_tensor(y[0])
-    if isinstance(y, dict):
-        return _first_tensor(next(iter(y.values())))
-    raise TypeError(f"model output of type {type(y).__name__}")
-
-
 def _mixes_channels(model, graph=None) -> bool:
     import torch.nn.functional as F
 
@@ -155,24 +132,9 @@ def _mixes_channels(model, graph=None) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# Workers: emit one JSON object per stage; the parent merges them.
+# Workers: emit one JSON object per stage; the parent merges them (_common.fork_run).
 
-
-def _emit(**event):
-    print(json.dumps(event), flush=True)
-
-
-def _one_line(exc: BaseException, limit: int = 240) -> str:
-    text = f"{type(exc).__name__}: " + " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Timeout("watchdog")
+_emit, _one_line, _first_tensor = _common.emit, _common.one_line, _common.first_tensor
 
 
 def _worker(spec: dict) -> None:
@@ -202,16 +164,14 @@ def _worker(spec: dict) -> None:
         _emit(input=list(x.shape), params=params, out_shape=list(y.shape))
     except Exception as exc:  # noqa: BLE001 - not counted: the model itself does not run here
         return _emit(skip=f"{stage}: {_one_line(exc)}")
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(int(spec["timeout"]))
+    stage_box = {"stage": "start"}
     try:
-        (_gp if spec["tool"] == "gp" else _tp)(model, x, y, spec, stage_box := {"stage": "start"})
-    except _Timeout:
+        with _common.watchdog(spec["timeout"]):
+            (_gp if spec["tool"] == "gp" else _tp)(model, x, y, spec, stage_box)
+    except _common.Timeout:
         _emit(error=f"timeout (> {spec['timeout']:g} s) in {stage_box['stage']}")
     except Exception as exc:  # noqa: BLE001 - reported in the table
         _emit(error=f"{stage_box['stage']}: {_one_line(exc)}")
-    finally:
-        signal.alarm(0)
 
 
 def _meta_params(name: str) -> int | None:
@@ -282,28 +242,14 @@ def _gp(model, x, y, spec, box) -> None:
 
 def _tp(model, x, y, spec, box) -> None:
     import torch
-    import torch_pruning as tp
-    from torch import nn
 
-    n_out = 3 if spec["suite"] == "sr" else y.shape[-1]
-    ignored = output_layers(model, n_out)
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in ignored]
-    before = [m.weight.shape[0] for m in layers]
-    box["stage"] = "TP pruner (dependency graph)"
-    with torch.enable_grad():
-        t, pruner = _common.timed(lambda: tp.pruner.MagnitudePruner(
-            model, x, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=spec["ratio"],
-            ignored_layers=ignored))
-        _emit(analyze_s=t)
-        box["stage"] = "TP step"
-        pruner.step()
+    pruned = _common.tp_prune(model, x, spec["ratio"], 3 if spec["suite"] == "sr" else y.shape[-1], box)
     box["stage"] = "TP forward"
     with torch.no_grad():
         yp = _first_tensor(model(x))
     ok_shape = list(yp.shape) == list(y.shape)
-    halved = sum(m.weight.shape[0] < b for m, b in zip(layers, before))
     _emit(shape_ok=ok_shape, ok=ok_shape, reason="" if ok_shape else "output shape changed",
-          layers_pruned=f"{halved}/{len(layers)}", params1=sum(p.numel() for p in model.parameters()))
+          params1=sum(p.numel() for p in model.parameters()), **pruned)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,90 +257,18 @@ def _tp(model, x, y, spec, box) -> None:
 
 
 def warm_up(suite: str, tp_on: bool) -> None:
-    """Import everything once in the parent and run both tools on a tiny net (lazy imports, caches).
-
-    Workers are forked from this process, so each model starts warm and the import time (seconds)
-    is paid once; torch runs on one thread, so forking after this is safe.
-    """
-    _common.set_single_thread()
-    import warnings
-
-    warnings.simplefilter("ignore")
-    import torch
-    from torch import nn
-
-    import graphprune as gp
-    import graphprune.flops  # noqa: F401
-    import graphprune.io  # noqa: F401
-    import graphprune.verify  # noqa: F401
-
-    {"torchvision": lambda: __import__("torchvision"), "timm": lambda: __import__("timm"),
-     "sr": lambda: __import__("sr_models")}[suite]()
-    net, x = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 3)).eval(), torch.zeros(1, 3, 8, 8)
-    gp.apply(net, gp.plan(gp.analyze(net, x), 0.5))
-    if tp_on:
-        import torch_pruning as tp
-        with torch.enable_grad():
-            tp.pruner.MagnitudePruner(net, x, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.5,
-                                      ignored_layers=[net[3]]).step()
+    """:func:`_common.warm_up` with the suite's model library imported too."""
+    _common.warm_up(tp_on, {"torchvision": "torchvision", "timm": "timm", "sr": "sr_models"}[suite])
 
 
 def run_one(suite: str, name: str, tool: str, args) -> dict:
     """Run one (model, tool) in a forked child with a hard deadline; never raises. Returns the merged events."""
-    import select
-
     spec = {"suite": suite, "model": name, "tool": tool, "ratio": args.ratio, "timeout": args.timeout,
             "timm_size": args.timm_size, "max_params": args.max_params}
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: events go to the pipe as JSON lines
-        os.close(r)
-        os.dup2(w, 1)
-        code = 0
-        try:
-            _worker(spec)
-        except BaseException:  # noqa: BLE001
-            code = 1
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    os.close(w)
-    buf, res = b"", {}
-    deadline = time.monotonic() + args.timeout + 180  # build + dense forward + the watchdog's own limit
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([r], [], [], left)[0]:
-            os.kill(pid, signal.SIGKILL)
-            res["error"] = f"timeout (hard kill after {args.timeout + 180:g} s)"
-            break
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        buf += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    for line in buf.decode(errors="replace").splitlines():
-        if line.startswith("{"):
-            res.update(json.loads(line))
-    if status != 0 and "error" not in res and "skip" not in res:
-        res["error"] = f"worker died (status {status}{', killed by signal ' + str(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else ''})"
-    if "ok" not in res and "skip" not in res and "error" not in res:
-        res["error"] = "worker stopped without a result"
-    if "error" in res:
-        res["ok"] = False
-    return res
+    return _common.fork_run(_worker, spec, args.timeout + 180)  # build + dense forward + the watchdog's own limit
 
 
-def _done(path: str) -> set[str]:
-    """Models already recorded in a JSONL file (an interrupted sweep resumes where it stopped)."""
-    if not path or not os.path.exists(path):
-        return set()
-    with open(path) as f:
-        return {json.loads(line)["model"] for line in f if line.strip().startswith("{")}
-
-
-def _fmt(v, spec="{:.2f}"):
-    return None if v is None else spec.format(v)
+_fmt = _common.fmt
 
 
 def report(rows: list[dict], tp_on: bool) -> str:
@@ -466,14 +340,7 @@ def summary(rows: list[dict], tp_on: bool) -> str:
     parts = [f"graphprune {gp_ok}/{len(run)} succeeded ({len(rows) - len(run)} skipped)",
              f"equivalence <= 1e-3 on {sum(e <= 1e-3 for e in eq)}/{len(eq)} norm-free nets",
              f"save/load round trip {sum(bool(s) for s in sl)}/{len(sl)}"]
-    if tp_on:
-        tp_ok = sum(bool((r.get("tp") or {}).get("ok")) for r in run)
-        ratios = [r["gp"]["analyze_s"] / r["tp"]["analyze_s"] for r in run
-                  if r["gp"].get("analyze_s") and (r.get("tp") or {}).get("analyze_s")]
-        parts.insert(1, f"Torch-Pruning {tp_ok}/{len(run)}")
-        if ratios:
-            parts.append(f"median analysis time gp/TP = {_common.median(ratios):.2f} over {len(ratios)} models")
-    return "SUMMARY: " + "; ".join(parts)
+    return _common.summary_line(parts, run, tp_on)
 
 
 def main(argv=None) -> None:
@@ -481,61 +348,19 @@ def main(argv=None) -> None:
     ap.add_argument("--suite", choices=["timm", "torchvision", "sr"], required=True)
     ap.add_argument("--limit", type=int, default=100, help="timm: sample size (every k-th name); 0 = all")
     ap.add_argument("--offset", type=int, default=0, help="timm sample: start at this name (another sample)")
-    ap.add_argument("--ratio", type=float, default=0.5)
-    ap.add_argument("--shard", default="0/1", help="i/n: every n-th model from offset i")
-    ap.add_argument("--timeout", type=float, default=60, help="seconds per (model, tool) after the build")
-    ap.add_argument("--models", default="", help="comma-separated names instead of the suite's list")
-    ap.add_argument("--no-tp", action="store_true", help="graphprune only")
     ap.add_argument("--timm-size", type=int, default=128, help="input size of timm models without a fixed size")
     ap.add_argument("--max-params", type=float, default=150e6, help="skip larger models")
-    ap.add_argument("--out", default="", help="JSONL file, one line per model; models already in it are skipped (resume)")
-    ap.add_argument("--report", default="", help="only print the table of an existing JSONL file (e.g. merged shards)")
+    _common.add_sweep_args(ap, timeout=60)
     args = ap.parse_args(argv)
-    if args.report:
-        with open(args.report) as f:  # a model listed twice (a re-run appended): the last line counts
-            rows = list({r["model"]: r for r in (json.loads(line) for line in f if line.strip().startswith("{"))}.values())
-        return print(report(rows, any("tp" in r for r in rows)))
-    i, n = (int(v) for v in args.shard.split("/"))
-    names = select(args.suite, args.limit, [m for m in args.models.split(",") if m], (i, n), args.offset)
-    done = _done(args.out)
-    if done:
-        print(f"# resuming {args.out}: {sum(m in done for m in names)} of {len(names)} models already there", flush=True)
-        names = [m for m in names if m not in done]
-    tp_on = not args.no_tp
-    if tp_on:
-        try:
-            import torch_pruning  # noqa: F401
-        except ImportError:
-            print("torch-pruning is not installed: running graphprune only", file=sys.stderr)
-            tp_on = False
-    warm_up(args.suite, tp_on)
-    info = _common.machine_info()
-    print(f"# prunability --suite {args.suite}: {len(names)} models, ratio {args.ratio}, timeout {args.timeout:g} s; "
-          f"{info['cpu']}, {info['nproc']} cpus, torch {info['torch']}, {info['date']}", flush=True)
-    rows = []
-    out = open(args.out, "a") if args.out else None
-    try:
-        for name in names:
-            t0 = time.perf_counter()
-            row = {"suite": args.suite, "model": name, "gp": run_one(args.suite, name, "gp", args)}
-            if tp_on and "skip" not in row["gp"]:
-                row["tp"] = run_one(args.suite, name, "tp", args)
-            rows.append(row)
-            g, t = row["gp"], row.get("tp") or {}
-            state = "skip" if "skip" in g else ("ok" if g.get("ok") else "FAIL")
-            print(f"{name:40s} gp {state:4s} {g.get('analyze_s') or 0:7.3f}s"
-                  + (f" | TP {'ok' if t.get('ok') else 'FAIL':4s} {t.get('analyze_s') or 0:7.3f}s" if t else "")
-                  + f" | {time.perf_counter() - t0:5.1f}s  {g.get('error') or g.get('reason') or g.get('skip') or ''}"
-                  + (f" | TP: {t.get('error') or t.get('reason') or ''}" if t and not t.get("ok") else ""),
-                  flush=True)
-            if out:
-                out.write(json.dumps(row) + "\n")
-                out.flush()
-    finally:
-        if out:
-            out.close()
-    print()
-    print(report(rows, tp_on))
+
+    def run_row(name: str, tp_on: bool) -> dict:
+        row = {"suite": args.suite, "model": name, "gp": run_one(args.suite, name, "gp", args)}
+        if tp_on and "skip" not in row["gp"]:
+            row["tp"] = run_one(args.suite, name, "tp", args)
+        return row
+
+    names = [] if args.report else select(args.suite, args.limit, [m for m in args.models.split(",") if m], (0, 1), args.offset)
+    _common.sweep_main(args, names, run_row, report, lambda tp_on: warm_up(args.suite, tp_on), f"prunability --suite {args.suite}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ goes through:
 2. every floating-point parameter the init leaves at exactly zero (layer-scale gammas, zero-initialised
    last convs and biases) is filled with seeded noise (std 0.02), so the state dict looks like a trained
    checkpoint and an equivalence check sees every branch (a zero-gated branch hides any error in it);
-3. its ``state_dict()`` goes through spandrel's own detection (``ModelLoader().load_from_state_dict``):
+3. its ``state_dict()`` goes through spandrel's own detection (``ModelLoader().load_from_state_dict``,
+   via ``graphprune.loaders.load_spandrel``, which also sets ``model.gp_spec`` for ``graphprune.save``):
    the model under test is the one spandrel builds, with the hyperparameters spandrel detects.
 
 Skipped (see :data:`SKIPPED`): face restoration (GFPGAN, RestoreFormer), inpainting (LaMa), the
@@ -28,7 +29,7 @@ True
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Entry", "CATALOG", "SKIPPED", "names", "entry", "build", "input_sizes"]
@@ -47,7 +48,6 @@ class Entry:
     config: str                   # which published configuration, and where it is published
     reduced: str = ""             # how it departs from the published config ("" = as published)
     extra_in: int = 0             # input channels the descriptor's call_fn adds (DRUNet's noise map)
-    tags: tuple[str, ...] = field(default=())
 
 
 _SWIN_LIGHT = dict(img_size=64, window_size=8, img_range=1.0, depths=[6, 6, 6, 6], embed_dim=60,
@@ -187,21 +187,20 @@ def entry(name: str) -> Entry:
     raise KeyError(f"no catalog entry {name!r}{why}; entries: {', '.join(names())}")
 
 
-def input_sizes(req) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The example (H, W) and a second, different valid (H, W) for spandrel ``SizeRequirements``.
+def input_sizes(minimum: int = 0, multiple_of: int = 1, square: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The example (H, W) and a second, different valid (H, W) for spandrel's size requirements.
 
-    >>> from spandrel import SizeRequirements
-    >>> input_sizes(SizeRequirements())
+    >>> input_sizes()
     ((32, 32), (36, 44))
-    >>> input_sizes(SizeRequirements(minimum=40, multiple_of=16))
+    >>> input_sizes(minimum=40, multiple_of=16)
     ((48, 48), (64, 80))
-    >>> input_sizes(SizeRequirements(multiple_of=8, square=True))
+    >>> input_sizes(multiple_of=8, square=True)
     ((32, 32), (40, 40))
     """
-    m = req.multiple_of
-    side = -(-max(req.minimum, BASE_SIZE) // m) * m
+    m = multiple_of
+    side = -(-max(minimum, BASE_SIZE) // m) * m
     step = m if m > 1 else 4  # any size allowed: 36 x 44, not multiples of 8 (window padding runs)
-    second = (side + step, side + (step if req.square else 3 * step if m == 1 else 2 * step))
+    second = (side + step, side + (step if square else 3 * step if m == 1 else 2 * step))
     return (side, side), second
 
 
@@ -225,9 +224,11 @@ def build(name: str, seed: int = 0):
     arch id, class, constructor kwargs, config and reduction notes, where spandrel's detected
     hyperparameters differ from the given ones (``detected_diff``), scale, purpose ("SR" or "Restoration"), size requirements,
     both input shapes, channel counts, parameter count and the number of zero-initialised parameters filled.
+    Pass copies of the inputs to the model: some forwards scale their input in place (RCAN's ``x *= 255``).
     """
     import torch
-    import spandrel
+
+    from graphprune.loaders import load_spandrel
 
     e = entry(name)
     cls = getattr(importlib.import_module(f"spandrel.architectures.{e.arch}"), e.cls)
@@ -235,32 +236,21 @@ def build(name: str, seed: int = 0):
         torch.manual_seed(seed)
         src = cls(**e.kwargs)
         filled = _fill_zero_params(src, torch.Generator().manual_seed(seed + 1))
-    desc = spandrel.ModelLoader().load_from_state_dict(src.state_dict())
-    model = desc.model.eval()
-    (h, w), (h2, w2) = input_sizes(desc.size_requirements)
-    c = desc.input_channels + e.extra_in
+    model = load_spandrel(src.state_dict()).eval()
+    s = model.gp_spec["spandrel"]
+    (h, w), (h2, w2) = input_sizes(**s["size_requirements"])
+    c = s["input_channels"] + e.extra_in
     g = torch.Generator().manual_seed(seed + 2)
     x, x2 = torch.rand(1, c, h, w, generator=g), torch.rand(1, c, h2, w2, generator=g)
-    req = desc.size_requirements
     info = {
-        "name": e.name, "arch": desc.architecture.id, "class": type(model).__name__, "kwargs": e.kwargs,
-        "config": e.config, "reduced": e.reduced, "scale": desc.scale, "purpose": desc.purpose,
-        "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of, "square": req.square},
-        "input": list(x.shape), "second_input": list(x2.shape),
-        "in_channels": c, "out_channels": desc.output_channels, "tags": list(desc.tags),
+        "name": e.name, "arch": s["arch"], "class": type(model).__name__, "kwargs": e.kwargs,
+        "config": e.config, "reduced": e.reduced, "scale": s["scale"], "purpose": s["purpose"],
+        "size_requirements": s["size_requirements"], "input": list(x.shape), "second_input": list(x2.shape),
+        "in_channels": c, "out_channels": s["output_channels"],
         "params": sum(p.numel() for p in model.parameters()), "filled_zero_params": filled,
         "detected_diff": hyperparameter_diff(src, model),
     }
     return model, x, x2, info
-
-
-def _plain(v):
-    """Hyperparameter values compared as data: tuples as lists, ints as floats, classes by name."""
-    if isinstance(v, (list, tuple)):
-        return [_plain(u) for u in v]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return v if isinstance(v, (bool, str, type(None), dict)) else repr(v)
-    return float(v)
 
 
 def hyperparameter_diff(a, b) -> dict[str, list]:
@@ -270,9 +260,11 @@ def hyperparameter_diff(a, b) -> dict[str, list]:
     equivalent stage layouts, Uformer's img_size): the model under test is the one it builds, as for a
     user's checkpoint, and the catalog records where that differs from the published config.
     """
-    ha, hb = getattr(a, "hyperparameters", {}), getattr(b, "hyperparameters", {})
-    return {k: [_plain(ha.get(k)), _plain(hb.get(k))] for k in sorted(set(ha) | set(hb))
-            if _plain(ha.get(k)) != _plain(hb.get(k))}
+    from graphprune.loaders import spandrel_hyperparameters
+
+    (ha, oa), (hb, ob) = spandrel_hyperparameters(a), spandrel_hyperparameters(b)
+    ha, hb = {**ha, **oa}, {**hb, **ob}
+    return {k: [ha.get(k), hb.get(k)] for k in sorted(set(ha) | set(hb)) if ha.get(k) != hb.get(k)}
 
 
 if __name__ == "__main__":  # python bench/spandrel_zoo.py: the catalog as a table

@@ -69,6 +69,7 @@ class Atoms:
         self._defn: dict[int, Definition] = {}
         self._blocked: dict[int, str] = {}
         self._inexact: dict[int, str] = {}
+        self._dynamic: dict[int, str] = {}
         self._expanded: dict[int, list[tuple[int, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ basic union-find
@@ -118,6 +119,15 @@ class Atoms:
         root = self.find(a)
         self._inexact.setdefault(root, reason)
 
+    def mark_dynamic(self, a: int, reason: str) -> None:
+        """Mark ``a`` as a dim whose size depends on the data (a boolean mask's selection)."""
+        self._dynamic.setdefault(self.find(a), reason)
+
+    def is_dynamic(self, a: int) -> bool:
+        """True when ``a``, or a space it is made of, has a size that depends on the data."""
+        return bool(self._dynamic) and bool(self._marked_ancestors(self.find(a), self._dynamic)) or \
+            self.find(a) in self._dynamic
+
     def inexact_leaves(self, roots) -> dict[int, str]:
         """Every leaf marked inexact directly or through a marked composite among ``roots``."""
         return self._marked_leaves(roots, self._inexact)
@@ -135,7 +145,7 @@ class Atoms:
             self.block(rb, reason)
             return
         self._parent[rb] = ra
-        for marks in (self._blocked, self._inexact):
+        for marks in (self._blocked, self._inexact, self._dynamic):
             if rb in marks:
                 marks.setdefault(ra, marks.pop(rb))
         da, db = self._defn.get(ra), self._defn.pop(rb, None)

@@ -165,6 +165,13 @@ class RuleContext:
                 self._touch(a)
                 self.atoms.mark_inexact(a, f"{what} at {self.where}")
 
+    def dynamic(self, atoms, what: str) -> None:
+        """Declare dims whose size depends on the data; the surgery's check does not compare them."""
+        for a in atoms:
+            if a is not None:
+                self._touch(a)
+                self.atoms.mark_dynamic(a, f"{what} at {self.where}")
+
     @property
     def size_ties(self) -> bool:
         """Whether dims follow the tensor dims their sizes are read from (``analyze(size_ties=...)``)."""
@@ -255,6 +262,8 @@ class _Builder:
         self.roles[mkey] = role
 
     def set_roles(self, node: fx.Node, roles: tuple) -> None:
+        while node.op != "get_attr" and _is_same_tensor(node):  # w.data.clone().detach() is still w
+            node = node.args[0]
         if node.op != "get_attr":
             return
         module_name, _, pname = node.target.rpartition(".")
@@ -335,6 +344,20 @@ class _Builder:
         return d is not None and len(d) > 0 and isinstance(d[0], (list, type(None)))
 
 
+_SAME_TENSOR_METHODS = {"clone", "detach", "contiguous", "float", "double", "half", "bfloat16", "to", "type_as",
+                        "requires_grad_", "cpu", "cuda"}
+
+
+def _is_same_tensor(node: fx.Node) -> bool:
+    """A copy or view of its first argument with the same shape: ``w.detach()``, ``w.data``, ``w.to(x)``."""
+    if not node.args or not isinstance(node.args[0], fx.Node):
+        return False
+    if node.op == "call_method":
+        return node.target in _SAME_TENSOR_METHODS
+    return node.op == "call_function" and (node.target is getattr and node.args[1] == "data"
+                                           or node.target in (torch.clone, torch.detach))
+
+
 def _flat(d) -> list[int]:
     if d is None:
         return []
@@ -363,6 +386,9 @@ class ChannelGraph:
         The ignore globs the groups were computed with.
     size_ties : bool
         Whether sizes read from other tensors tied dims (see :func:`analyze`).
+    example_inputs : tuple
+        The inputs it was traced with: the surgery's check runs the pruned network on them, so that
+        shapes that depend on the data (a boolean mask's selection) come out as traced.
     """
 
     groups: list[Group]
@@ -376,6 +402,7 @@ class ChannelGraph:
     ignore: tuple[str, ...] = ()
     example_shapes: tuple = ()
     size_ties: bool = True
+    example_inputs: tuple = field(default=(), repr=False)
 
     @property
     def model(self) -> nn.Module:
@@ -473,7 +500,9 @@ def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=(), siz
     return ChannelGraph(groups=groups, traced=traced, atoms=b.atoms, node_dims=b.node_dims,
                         params=b.params, aux=b.aux, leaf_of_group=leaves, unsupported=b.unsupported,
                         ignore=ignore, size_ties=size_ties,
-                        example_shapes=tuple(tuple(x.shape) for x in _as_tuple(example_inputs)))
+                        example_shapes=tuple(tuple(x.shape) for x in _as_tuple(example_inputs)),
+                        example_inputs=tuple(x.detach() if isinstance(x, torch.Tensor) else x
+                                             for x in _as_tuple(example_inputs)))
 
 
 def _as_tuple(x):

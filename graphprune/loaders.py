@@ -106,14 +106,25 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_torch(path: Path) -> Any:
+    import warnings
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes about TorchScript archives: the error below says it
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():
-            raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_one_line(exc)}); get it again") from None
-        return _read_torch_with_placeholders(path)
+        if "global" in str(exc).lower():  # objects beside the weights (or instead of them)
+            return _read_torch_with_placeholders(path)
+        raise CheckpointError(_corrupt(path, exc)) from None
     except Exception as exc:  # noqa: BLE001 - zip/EOF/runtime errors of a damaged file
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_one_line(exc)}); get it again") from None
+        if "TorchScript" in str(exc):
+            raise CheckpointError(f"{path}: a TorchScript archive (compiled code, not read here); re-save its "
+                                  "state_dict() from torch.jit.load(path) if you trust it") from None
+        raise CheckpointError(_corrupt(path, exc)) from None
+
+
+def _corrupt(path, exc: BaseException) -> str:
+    return f"{path}: truncated or corrupt checkpoint ({_one_line(exc)}); get it again"
 
 
 def _read_torch_with_placeholders(path: Path) -> Any:

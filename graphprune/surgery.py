@@ -171,14 +171,6 @@ MIRRORED_ATTRIBUTES = ("num_heads", "heads", "head_dim", "dim_head", "attn_dim",
                        "num_groups", "groups", "embed_dim", "dim", "num_feat", "channels", "hidden_dim")
 
 
-def _literals(value) -> list:
-    if isinstance(value, (tuple, list)):
-        return [x for v in value for x in _literals(v)]
-    if isinstance(value, dict):
-        return [x for k in sorted(value) for x in _literals(value[k])]
-    return [value]
-
-
 def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
     """Keep int attributes that a traced-through forward reads back as literals equal to their new values.
 
@@ -197,14 +189,35 @@ def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
             module = model.get_submodule(path)
         except AttributeError:
             continue
-        for old, new in zip(_literals((node.args, node.kwargs)), _literals((args, kwargs))):
-            if type(old) is not int or type(new) is not int or old == new:
-                continue
-            hits = [a for a, v in vars(module).items() if type(v) is int and v == old and not a.startswith("_")]
+        for old, new in _changed_literals((node.args, node.kwargs), (args, kwargs)):
+            hits = [a for a, v in vars(module).items() if not a.startswith("_") and _same_literal(v, old)]
             if len(hits) > 1:
                 hits = [a for a in hits if a in MIRRORED_ATTRIBUTES]
             if len(hits) == 1:
-                setattr(module, hits[0], new)
+                value = getattr(module, hits[0])
+                setattr(module, hits[0], new if type(value) is int else type(value)(new))
+
+
+def _same_literal(value, literal) -> bool:
+    """An int attribute equal to an int literal, or a tuple/list of ints equal to a sequence literal."""
+    if type(literal) is int:
+        return type(value) is int and value == literal
+    return isinstance(value, (tuple, list)) and all(type(v) is int for v in value) and list(value) == list(literal)
+
+
+def _changed_literals(old, new) -> list[tuple]:
+    """Pairs ``(old, new)`` of int literals, and of int sequences (split sizes), that differ."""
+    if type(old) is int and type(new) is int:  # 0 and 1 say too little to find an attribute by
+        return [(old, new)] if old != new and old > 1 else []
+    if isinstance(old, (tuple, list)) and isinstance(new, (tuple, list)) and len(old) == len(new):
+        if old != new and all(type(v) is int for v in (*old, *new)):
+            return [(tuple(old), tuple(new))] + [p for a, b in zip(old, new) for p in _changed_literals(a, b)]
+        return [p for a, b in zip(old, new) for p in _changed_literals(a, b)]
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for k in sorted(old, key=str) if k in new for p in _changed_literals(old[k], new[k])]
+    if isinstance(old, slice) and isinstance(new, slice):  # x[:, :self.idx]
+        return _changed_literals((old.start, old.stop, old.step), (new.start, new.stop, new.step))
+    return []
 
 
 def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) -> fx.GraphModule:
@@ -332,9 +345,21 @@ def _check_shapes(gm: fx.GraphModule, plan: Plan, oracle: SizeOracle, inputs) ->
         if expected is None:
             continue
         got = _shapes(node_value(node))
-        if got != expected:
+        if got != expected and not _data_sized_differences(oracle, orig, got, expected):
             bad.append(f"{node.name} ({node.op} {node.target}): expected {expected}, got {got}")
     return bad
+
+
+def _data_sized_differences(oracle: SizeOracle, node: fx.Node, got, expected) -> bool:
+    """True when the shapes differ only in dims whose size depends on the data (a boolean mask's selection)."""
+    dims = oracle.graph.node_dims.get(node.name)
+    if not dims or not isinstance(got, tuple) or not isinstance(expected, tuple) or len(got) != len(expected):
+        return False
+    if isinstance(dims[0], (list, type(None))):
+        return all(g == e or (d is not None and g is not None and e is not None and len(g) == len(e)
+                              and all(a == b or oracle.atoms.is_dynamic(atom) for a, b, atom in zip(g, e, d)))
+                   for g, e, d in zip(got, expected, dims))
+    return all(a == b or oracle.atoms.is_dynamic(atom) for a, b, atom in zip(got, expected, dims))
 
 
 def _shapes(value) -> Any:
@@ -346,6 +371,9 @@ def _shapes(value) -> Any:
 
 
 def _example_inputs(plan: Plan, device) -> tuple:
+    """The analysis' own inputs (shapes that depend on data come out as traced), else zeros of their shapes."""
+    if plan.graph.example_inputs:
+        return tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in plan.graph.example_inputs)
     specs = [n.meta["gp_value"] for n in plan.graph.traced.gm.graph.nodes if n.op == "placeholder"]
     return tuple(torch.zeros(s.shape, dtype=s.dtype, device=device) for s in specs if isinstance(s, TensorSpec))
 

@@ -32,21 +32,33 @@ import torch.fx as fx
 from torch import nn
 
 from .plan import Plan
+from .trace import set_tensor_attribute
 
 __all__ = ["reference_output", "equivalence_error", "check", "Verdict", "zeroed_copy"]
 
 
 class _CutInterpreter(fx.Interpreter):
-    """Runs a traced graph, zeroing the removed positions of every value right after it is computed."""
+    """Runs a traced graph, zeroing the removed positions of every value right after it is computed.
+
+    Inputs and weights are cut in copies; a forward that assigns a weight (``w.data = f(...)``, a
+    re-parametrization) assigns the module's own weight, as the forward does (callers pass a copy).
+    """
 
     def __init__(self, gm: fx.GraphModule, cuts: dict[str, list]):
         super().__init__(gm)
         self.cuts = cuts
+        self.weights: dict[int, torch.Tensor] = {}  # id of a weight's cut copy -> the weight
+
+    def call_function(self, target, args, kwargs):
+        if target is set_tensor_attribute and id(args[0]) in self.weights:
+            setattr(self.weights[id(args[0])], *args[1:])
+        return super().call_function(target, args, kwargs)
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
         if n.op in ("placeholder", "get_attr") and isinstance(out, torch.Tensor):
-            out = out.clone()  # cuts happen in place below: never in the user's inputs or weights
+            weight, out = out, out.clone()  # cuts happen in place below: never in the user's inputs or weights
+            self.weights[id(out)] = weight
         cuts = self.cuts.get(n.name)
         if not cuts:
             return out
@@ -105,6 +117,8 @@ def reference_output(model: nn.Module, plan: Plan, *inputs):
     shapes = tuple(tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor))
     if shapes != tuple(plan.graph.example_shapes):
         raise ValueError(f"the reference runs at the analysis input shapes {plan.graph.example_shapes}, got {shapes}")
+    assigns = any(n.target is set_tensor_attribute for n in traced.gm.graph.nodes)
+    model = copy.deepcopy(model) if assigns else model  # the forward assigns weights: not the user's
     gm = _graph_module(model, traced.gm.graph, traced.constants, type(model).__name__)
     was = model.training
     model.eval()

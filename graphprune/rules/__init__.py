@@ -46,8 +46,10 @@ def _has_rule(m) -> bool:
 
 
 def _wrapped_functions() -> list:
-    """Plain Python functions with a rule, outside torch (whose functions fx already records whole)."""
-    return [t for t in RULES if isinstance(t, types.FunctionType) and not (t.__module__ or "").startswith("torch")]
+    """Plain Python functions with a rule, outside torch (whose functions fx already records whole) and
+    outside graphprune (whose node-making helpers the tracer calls itself)."""
+    return [t for t in RULES if isinstance(t, types.FunctionType)
+            and not (t.__module__ or "").startswith(("torch", __name__.split(".")[0]))]
 
 
 def tracing_policy(leaf_modules=()):

@@ -91,7 +91,7 @@ def conv_functional(ctx) -> None:
     ctx.set_roles(w, ("out", "in"))
     b_dims = ctx.dims(b) if b is not None else []
     couple_conv(ctx, ctx.dims(x), ctx.out(), w_dims, b_dims, groups, transposed=False)
-    ctx.free(*w_dims[2:])
+    ctx.block(w_dims[2:], "the kernel's spatial dimensions")
 
 
 def couple_linear(ctx, x_dims, out_dims, w_dims, b_dims) -> None:

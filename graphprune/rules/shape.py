@@ -21,6 +21,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..trace import node_value, set_tensor_attribute
 from .table import register, replace_arg
 
 __all__ = ["reshape"]
@@ -127,15 +128,17 @@ def _rewrite_getitem(node, R):
         return None
     items = _index_items(node.args[1])
     changed = False
-    for pos, (before, seg) in slices.items():
+    for pos, (kind, before, seg) in slices.items():
         start = R.atom_size(before)
-        if seg is None:  # an integer index
+        if kind == "int":
             if start != (items[pos] if items[pos] >= 0 else R.old_size(node.args[0], _dim_of(items, pos))
                          + items[pos]):
                 items[pos], changed = start, True
             continue
-        new = slice(start if (start or items[pos].start is not None) else None, start + R.atom_size(seg))
-        if (new.start or 0, new.stop) != (items[pos].start or 0, items[pos].stop):
+        old = items[pos]
+        stop = None if old.stop is None else start + R.atom_size(seg)  # an open end stays open: it reaches the end
+        new = slice(start if (start or old.start is not None) else None, stop)
+        if (new.start or 0, new.stop) != (old.start or 0, old.stop):
             items[pos], changed = new, True
     if not changed:
         return None
@@ -148,12 +151,12 @@ def _dim_of(items: list, pos: int) -> int:
     return sum(1 for it in items[:pos] if it is not None)
 
 
-@register(operator.getitem, rewrite=_rewrite_getitem)
-def getitem(ctx) -> None:
-    """Tensor indexing with ints, plain slices, None and Ellipsis; anything else is blocked."""
-    x = ctx.dims(ctx.arg(0, "x"))
-    out = ctx.out()
-    items = _index_items(ctx.arg(1, "index"))
+def _index_region(ctx, x: list[int], items: list) -> tuple[list | None, dict]:
+    """What basic indexing ``x[items]`` keeps: for each dim of the result, the atom of ``x`` it is (a
+    whole dim or a slice's segment) or None (a new axis); and the slices and ints whose bounds move when
+    channels before them are pruned. None for advanced indexing (tensor or list indices)."""
+    if any(not (it is None or it is Ellipsis or type(it) is int or isinstance(it, slice)) for it in items):
+        return None, {}
     n_real = sum(1 for it in items if it is not None and it is not Ellipsis)
     expanded: list[tuple[int | None, object]] = []  # (position in the index tuple, item)
     for pos, it in enumerate(items):
@@ -162,37 +165,129 @@ def getitem(ctx) -> None:
         else:
             expanded.append((pos, it))
     expanded.extend([(None, slice(None))] * (len(x) - sum(1 for _, it in expanded if it is not None)))
-    i = o = 0
-    slices = {}
+    region, slices, i = [], {}, 0
     for pos, it in expanded:
         if it is None:
-            ctx.free(out[o])
-            o += 1
-        elif isinstance(it, int):  # a one-channel segment; the index moves if channels before it go
-            size = ctx.size(x[i])
+            region.append(None)
+            continue
+        size = ctx.size(x[i])
+        if type(it) is int:  # a one-channel segment; the index moves if channels before it go
             at = it + size if it < 0 else it
             before, seg, after = ctx.split(x[i], [at, 1, size - at - 1])
             ctx.free(*(a for a in (before, seg, after) if a is not None))
-            slices[pos] = (before, None)
-            i += 1
-        elif isinstance(it, slice) and _is_plain(it):
-            size = ctx.size(x[i])
-            start, stop, step = it.indices(size)
-            stop = max(stop, start)
-            if (start, stop, step) == (0, size, 1):
-                ctx.unify(x[i], out[o])
-            elif step == 1:
-                before, seg, after = ctx.split(x[i], [start, stop - start, size - stop])
-                ctx.unify(seg, out[o])
-                ctx.free(*(a for a in (before, after) if a is not None))
-                slices[pos] = (before, seg)
-            else:
-                ctx.block([x[i], out[o]], "a stepped slice")
-            i, o = i + 1, o + 1
+            slices[pos] = ("int", before, None)
         else:
-            ctx.block([x[i], *out[o:o + 1]], "indexing with a tensor or a list")
-            i, o = i + 1, o + 1
+            bounds = [_concrete(b) for b in (it.start, it.stop, it.step)]
+            if any(b is _UNKNOWN for b in bounds) or bounds[2] not in (None, 1):
+                ctx.block([x[i]], "a stepped slice or a slice with unknown bounds")
+                region.append("blocked")
+                i += 1
+                continue
+            start, stop, _ = slice(*bounds).indices(size)
+            stop = max(stop, start)
+            if (start, stop) == (0, size):
+                region.append(x[i])
+            else:
+                before, seg, after = ctx.split(x[i], [start, stop - start, size - stop])
+                ctx.free(*(a for a in (before, after) if a is not None))
+                region.append(seg)
+                if all(type(b) is int or b is None for b in (it.start, it.stop)):
+                    slices[pos] = ("slice", before, seg)
+                else:  # bounds computed at run time (x[:, :h] after padding): spatial, or re-checked
+                    ctx.block([seg], "a slice whose bounds are computed at run time")
+        i += 1
+    return region, slices
+
+
+_UNKNOWN = object()
+
+
+def _concrete(bound):
+    """A slice bound as an int: literals as they are, run-time sizes by their traced value."""
+    if bound is None or type(bound) is int:
+        return bound
+    if isinstance(bound, fx.Node):
+        value = node_value(bound)
+        return value if type(value) is int else _UNKNOWN
+    return _UNKNOWN
+
+
+def _advanced(ctx, x: list[int], items: list, out: list[int]) -> None:
+    """Indexing with one tensor (``table[index]``, ``x[mask]``) among basic items: the dims it indexes and
+    the dims it makes are blocked, the others pass as in basic indexing (the heads of a relative
+    position table). A boolean mask's selection has a size that depends on the data: the surgery's
+    check does not compare it. Anything else is blocked whole."""
+    tensors = [p for p, it in enumerate(items) if not (it is None or type(it) is int or isinstance(it, slice))]
+    if len(tensors) != 1 or Ellipsis in items or not isinstance(items[tensors[0]], fx.Node):
+        ctx.block(list(x) + list(out), "indexing with several tensors or a list")
+        return
+    p = tensors[0]
+    index = node_value(items[p])
+    consumed = index.ndim if index.dtype == torch.bool else 1
+    made = 1 if index.dtype == torch.bool else index.ndim
+    before = sum(1 for it in items[:p] if it is not None)  # x dims indexed before the tensor
+    mid = x[before:before + consumed]
+    head, head_slices = _index_region(ctx, x[:before], items[:p])
+    tail, _ = _index_region(ctx, x[before + consumed:], items[p + 1:])
+    ctx.block(mid, "indexed with a tensor")
+    made_dims = out[len(head):len(head) + made]
+    ctx.block(made_dims, "made by indexing with a tensor")
+    if index.dtype == torch.bool:
+        ctx.dynamic(made_dims, "a boolean mask's selection")
+    if ctx.dims(items[p]) is not None:  # its values are positions: pruning it would move them
+        ctx.block(ctx.dims(items[p]), "an index tensor")
+    _unify_region(ctx, head + [None] * made + tail, out)
+
+
+def _unify_region(ctx, region: list, out: list[int]) -> None:
+    for atom, o in zip(region, out):
+        if atom is None:
+            ctx.free(o)
+        elif atom == "blocked":
+            ctx.block([o], "a stepped slice or a slice with unknown bounds")
+        else:
+            ctx.unify(atom, o)
+
+
+@register(operator.getitem, rewrite=_rewrite_getitem)
+def getitem(ctx) -> None:
+    """Tensor indexing with ints, slices, None and Ellipsis; indexing with tensors is blocked."""
+    x, out = ctx.dims(ctx.arg(0, "x")), ctx.out()
+    items = _index_items(ctx.arg(1, "index"))
+    region, slices = _index_region(ctx, x, items)
+    if region is None:
+        return _advanced(ctx, x, items, out)
+    _unify_region(ctx, region, out)
     ctx.set_aux("slices", slices)
+
+
+def _rewrite_setitem(node, R):
+    """``x[index] = y``: the index moves like a getitem's."""
+    moved = _rewrite_getitem(node, R)
+    return None if moved is None else ((*moved[0], *node.args[2:]), node.kwargs)
+
+
+@register(operator.setitem, rewrite=_rewrite_setitem, sizes=True)
+def setitem(ctx) -> None:
+    """``x[index] = y`` (in place: masks and windows built in forward): ``y`` fills the indexed region of ``x``,
+    broadcast from the right like an elementwise op."""
+    x, items = ctx.dims(ctx.node.args[0]), _index_items(ctx.node.args[1])
+    y = ctx.dims(ctx.node.args[2]) if isinstance(ctx.node.args[2], fx.Node) else None
+    region, slices = _index_region(ctx, x, items)
+    if region is None:
+        ctx.block(list(x) + list(y or []), "assigning with a tensor or a list index")
+        return
+    ctx.free(*x)
+    ctx.set_aux("slices", slices)
+    for a, r in zip(reversed(y or []), reversed(region)):
+        if r not in (None, "blocked") and ctx.size(a) == ctx.size(r):
+            ctx.unify(a, r)
+        elif ctx.size(a) == 1:
+            ctx.free(a)
+        else:
+            ctx.block([a], "assigned with incompatible sizes")
+    if y is not None and len(y) > len(region):
+        ctx.block(y[:len(y) - len(region)], "assigned with more dims than the region")
 
 
 def _is_plain(s: slice) -> bool:
@@ -486,7 +581,8 @@ def roll(ctx) -> None:
 @register(torch.flip, "flip")
 def flip(ctx) -> None:
     x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
-    flipped = {_norm_dim(d, len(x)) for d in ctx.arg(1, "dims")}
+    dims = list(ctx.node.args[1:]) if ctx.node.op == "call_method" and len(ctx.node.args) > 2 else ctx.arg(1, "dims")
+    flipped = {_norm_dim(d, len(x)) for d in ([dims] if isinstance(dims, int) else dims)}
     for i, (a, o) in enumerate(zip(x, out)):
         if i in flipped:
             ctx.block([a, o], "a flipped dimension")
@@ -550,10 +646,17 @@ def creation(ctx) -> None:
 # --------------------------------------------------------------------------- reading sizes
 
 
+SAME_TENSOR_ATTRIBUTES = ("data", "real", "imag")
+
+
 @register(getattr, "size", "dim", "numel", "nelement", len, "data_ptr", "is_contiguous", "stride")
 def read_attribute(ctx) -> None:
-    """Reading ``shape``/``size()``/``dtype`` consumes nothing; ``x.T``/``x.mT`` is a transpose."""
+    """Reading ``shape``/``size()``/``dtype`` consumes nothing; ``x.T``/``x.mT`` is a transpose; ``x.data``,
+    ``x.real`` and ``x.imag`` are the tensor itself, dim for dim."""
     attr = ctx.arg(1, "name")
+    if ctx.node.target is getattr and attr in SAME_TENSOR_ATTRIBUTES:
+        ctx.unify_dims(ctx.dims(ctx.tensor_args()[0]), ctx.out())
+        return
     if ctx.node.target is getattr and attr in ("T", "mT"):
         x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
         perm = list(range(len(x)))
@@ -625,8 +728,11 @@ def tie_sizes(ctx, size_args, out_dims) -> None:
 
     * ``T.shape[d]`` (or ``T.size(d)``): the dim *is* ``T``'s dim ``d``, index for index;
     * ``T.shape[d] // k``: ``T``'s dim ``d`` is the row-major product of the output dim sized by the literal
-      ``k`` (when exactly one is: the heads of ``reshape(b, n, 3, heads, C // heads)``) and this one, so
-      that ``heads × head_dim`` stays ``C`` when either is pruned.
+      ``k`` (the one right before, else the only one: the heads of ``reshape(b, n, 3, heads, C // heads)``)
+      and this one, so that ``heads × head_dim`` stays ``C`` when either is pruned. Without such a dim,
+      the output dim is tied to the inner part of ``T``'s dim when that is already a product with an
+      outer factor ``k`` (``C = qkv.shape[-1] // 3`` of a ``(3, heads, head_dim)`` width); else nothing is
+      tied (a new factor would impose a structure on ``T``'s channels).
 
     Only sizes that agree are tied, and only between different data: a dim already made of the source's
     channels (``y.view(n, 2, c // 2, ...)`` of ``y`` itself, a channel shuffle) keeps its structure.
@@ -653,13 +759,19 @@ def tie_sizes(ctx, size_args, out_dims) -> None:
             if source is None or ctx.size(source) != k * ctx.size(out_dims[j]) or _share_leaves(ctx, source, out_dims[j]):
                 continue
             partners = literal.get(k, [])
+            if j - 1 in partners:  # heads right before head dim, as in (…, 3, heads, C // heads)
+                partners = [j - 1]
             if len(partners) == 1:
                 i = partners[0]
                 ctx.prod(source, [out_dims[i], out_dims[j]] if i < j else [out_dims[j], out_dims[i]])
-            else:
-                fixed = ctx.new(k)
-                ctx.block([fixed], f"the literal divisor {k} of a size")
-                ctx.prod(source, [fixed, out_dims[j]])
+            elif _outer_factor(ctx, source) == k:  # C = qkv.shape[-1] // 3 of a (3, ...) width: its inner part
+                ctx.prod(source, [ctx.new(k), out_dims[j]])
+
+
+def _outer_factor(ctx, atom: int) -> int | None:
+    """The size of the outermost factor of ``atom`` when it is a row-major product, else None."""
+    d = ctx.atoms.definition(atom)
+    return ctx.size(d.parts[0]) if d is not None and d.kind == "prod" else None
 
 
 def _share_leaves(ctx, a: int, b: int) -> bool:
@@ -674,6 +786,17 @@ def _read_dim(ctx, n: fx.Node) -> int | None:
         return None
     dims = ctx.dims(read[0])
     return dims[read[1]] if dims is not None and -len(dims) <= read[1] < len(dims) else None
+
+
+@register(set_tensor_attribute)
+def tensor_attribute_assignment(ctx) -> None:
+    """``param.data = value`` in a forward (weights re-parametrized at run time, RepVGG/SPAN style): the
+    parameter takes ``value``'s channels, so what makes ``value`` is coupled to the parameter's users."""
+    t, name, value = ctx.node.args
+    if name in SAME_TENSOR_ATTRIBUTES[:1] and ctx.dims(t) is not None and ctx.dims(value) is not None:
+        ctx.unify_dims(ctx.dims(t), ctx.dims(value))
+    else:
+        ctx.block_all(f"assigns {name!r} of a tensor")
 
 
 def _rewrite_size_check(node, R):

@@ -41,7 +41,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import one_line as _one_line
-from .concrete import ConcreteProxy, ConcreteTracer, Guard
+from .concrete import ConcreteProxy, ConcreteTracer, DataDependentError, Guard, set_tensor_attribute
 from .policy import LeafPolicy, split_leaf_spec
 from .propagate import module_state_restored, propagate
 from .specs import META_KEY, TensorSpec, as_input_tuple, node_value, tensor_spec, value_spec
@@ -50,7 +50,7 @@ from .values import MODES, Escalate
 __all__ = [
     "TensorSpec", "Traced", "TraceError", "Guard", "LeafPolicy", "ConcreteTracer", "ConcreteProxy",
     "trace", "tensor_spec", "value_spec", "node_value", "as_input_tuple", "propagate",
-    "module_state_restored", "split_leaf_spec",
+    "module_state_restored", "split_leaf_spec", "set_tensor_attribute", "DataDependentError",
 ]
 
 

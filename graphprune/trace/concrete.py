@@ -46,7 +46,7 @@ from torch import nn
 from .policy import LeafPolicy
 from .values import Escalate, Values
 
-__all__ = ["Guard", "ConcreteTracer", "ConcreteProxy", "DataDependentError"]
+__all__ = ["Guard", "ConcreteTracer", "ConcreteProxy", "DataDependentError", "set_tensor_attribute"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,22 @@ class DataDependentError(RuntimeError):
     """Python asked for a value that depends on the input's data: control flow on data is not followed."""
 
 
+def set_tensor_attribute(tensor: torch.Tensor, name: str, value: Any) -> None:
+    """``tensor.<name> = value``, as a graph node: a forward that re-parametrizes a weight (``w.data = ...``)."""
+    setattr(tensor, name, value)
+
+
+_PROXY_SLOTS = {"node", "tracer", "root", "attr", "_node"}  # what fx keeps on a Proxy / Attribute itself
+
+
 class ConcreteProxy(fx.Proxy):
     """A Proxy that answers Python's requests for concrete values through its tracer."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PROXY_SLOTS or name.startswith("__"):
+            object.__setattr__(self, name, value)
+        else:  # a side effect on a traced tensor: recorded, so the analysis sees it
+            self.tracer.create_proxy("call_function", set_tensor_attribute, (self, name, value), {})
 
     def __bool__(self) -> bool:
         return self.tracer.concretize(self, "bool")
@@ -152,6 +166,10 @@ class ConcreteTracer(fx.Tracer):
         self.escalation: Escalate | None = None  # kept in case user code swallows the exception
         self.gp_stack: list[str] = []
         self._placeholders = 0
+
+    def trace(self, root, concrete_args=None):
+        with _legacy_constructors_record(self):
+            return super().trace(root, concrete_args)
 
     # ---- leaves
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -260,6 +278,31 @@ class ConcreteTracer(fx.Tracer):
         if all(g.text != text for g in self.guards):
             self.guards.append(Guard(text, answer if how != "array" else np.asarray(answer).tolist(), how,
                                      _user_location(), node.name))
+
+
+@contextlib.contextmanager
+def _legacy_constructors_record(tracer: "ConcreteTracer"):
+    """``torch.Tensor(b, h, w)`` with traced sizes (HVI colour transforms): recorded as ``torch.empty``.
+
+    The legacy constructor parses its sizes in C++ without asking Python for ``__index__`` or
+    ``__torch_function__``, so neither a proxy nor fx can intercept it otherwise.
+    """
+    own = "__new__" in vars(torch.Tensor)
+    original = torch.Tensor.__new__
+
+    def new(cls, *args, **kwargs):
+        if cls is torch.Tensor and any(isinstance(a, fx.Proxy) for a in args):
+            return tracer.create_proxy("call_function", torch.empty, args, kwargs)
+        return original(cls, *args, **kwargs)
+
+    torch.Tensor.__new__ = new
+    try:
+        yield
+    finally:
+        if own:
+            torch.Tensor.__new__ = original
+        else:
+            del torch.Tensor.__new__
 
 
 def _fetch(root: nn.Module, path: str) -> Any:
