@@ -176,8 +176,9 @@ def test_analyze_with_a_wrong_channel_count_is_one_line():
     model = sr_models.create_model("ledsr_f256r16_x4", n_feats=8, n_resblocks=1)
     with pytest.raises(gp.TraceError) as e:
         gp.analyze(model, torch.zeros(1, 4, 48, 48))
-    assert "\n" not in str(e.value) and "expected input[1, 4, 48, 48] to have 3 channels" in str(e.value)
-    assert "tlparse" not in str(e.value)
+    msg = str(e.value)
+    assert "\n" not in msg and "tlparse" not in msg and msg.startswith("torch.fx cannot trace LEDSR")
+    assert "channel" in msg, msg
 
 
 def test_ctrl_c_saves_a_checkpoint_prints_the_resume_line_and_exits_130(folder, tmp_path):

@@ -106,6 +106,7 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=(), policy: Lea
     policy : LeafPolicy, optional
         Leaves and wrapped functions (the analysis passes the rule table's).
     """
+    import torch._dynamo  # noqa: F401 - fake tensors import it; imported mid-trace it fails ("Duplicate dispatch rule")
     policy = (policy or LeafPolicy()).with_leaf_modules(leaf_modules)
     inputs = as_input_tuple(example_inputs)
     was_training = model.training
