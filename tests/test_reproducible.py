@@ -60,6 +60,7 @@ def test_two_seeded_runs_write_identical_weights(reference, tmp_path):
     assert seeded["seed"] == 0 and seeded["threads"] == 1 and "--recipe recipes/demo_x4_srp.yaml" in seeded["command"]
 
 
+@pytest.mark.slow
 def test_another_seed_gives_other_weights(reference, tmp_path):
     ref, _ = reference
     _run(tmp_path / "seed1", "--set", "seed=1")
