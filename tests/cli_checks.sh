@@ -12,41 +12,7 @@ WORK="$(mktemp -d)"
 cd "$WORK"
 export OMP_NUM_THREADS=1
 
-cat > mynet.py <<'EOF'
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self, ch=8, scale=4):
-        super().__init__()
-        self.head, self.body = nn.Conv2d(3, ch, 3, padding=1), nn.Conv2d(ch, ch, 3, padding=1)
-        self.tail, self.up = nn.Conv2d(ch, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale)
-
-    def forward(self, x):
-        h = torch.relu(self.head(x))
-        return self.up(self.tail(h + self.body(h)))
-
-
-class Untraceable(Net):
-    def forward(self, x):
-        h = torch.relu(self.head(x))
-        if h.mean() > 0:
-            h = h + self.body(h)
-        return self.up(self.tail(h))
-
-
-def factory(ch=8):
-    return Net(ch)
-
-
-def untraceable():
-    return Untraceable()
-
-
-def wrong_scale():
-    return Net(scale=2)
-EOF
+cp "$ROOT/tests/fixtures/mynet.py" .
 cat > base.yaml <<'EOF'
 name: t
 scale: 4

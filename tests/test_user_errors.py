@@ -22,44 +22,7 @@ from graphprune.compress import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MYNET = '''
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    """A user's x4 SR network: a residual body and a pixel-shuffle upsampler."""
-
-    def __init__(self, ch=8, scale=4):
-        super().__init__()
-        conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1)  # noqa: E731
-        self.head, self.body, self.tail = conv(3, ch), conv(ch, ch), conv(ch, 3 * scale * scale)
-        self.up = nn.PixelShuffle(scale)
-
-    def forward(self, x):
-        h = torch.relu(self.head(x))
-        return self.up(self.tail(h + self.body(h)))
-
-
-class Untraceable(Net):
-    def forward(self, x):
-        h = torch.relu(self.head(x))
-        if h.mean() > 0:  # data-dependent control flow in the top-level forward
-            h = h + self.body(h)
-        return self.up(self.tail(h))
-
-
-def factory(ch=8):
-    return Net(ch)
-
-
-def untraceable():
-    return Untraceable()
-
-
-def wrong_scale():
-    return Net(scale=2)
-'''
+MYNET = ROOT / "tests" / "fixtures" / "mynet.py"  # copied into the user's folder
 
 BASE = {"name": "t", "seed": 0, "scale": 4, "model": {"name": "mynet:factory"},
         "data": {"train": {"type": "demo", "patch_size": 12, "batch_size": 2, "num_workers": 0}},
@@ -73,7 +36,7 @@ BASE = {"name": "t", "seed": 0, "scale": 4, "model": {"name": "mynet:factory"},
 def folder(tmp_path_factory) -> Path:
     """A user's folder: mynet.py, a recipe, broken checkpoints, an HR folder with one tiny image."""
     d = tmp_path_factory.mktemp("user")
-    (d / "mynet.py").write_text(MYNET)
+    (d / "mynet.py").write_text(MYNET.read_text())
     (d / "base.yaml").write_text(yaml.safe_dump(BASE, sort_keys=False))
     (d / "binary.yaml").write_bytes(bytes(range(256)) * 8)
     sys.path.insert(0, str(d))
