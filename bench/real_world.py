@@ -96,7 +96,7 @@ def _gp(model, xs, ys, info, spec, box) -> None:
     box["stage"] = "analyze"
     t, graph = _common.timed(lambda: gp.analyze(model, xs[0].clone()))
     prunable = graph.prunable_groups
-    guards = [getattr(g, "text", str(g)) for g in getattr(graph, "guards", [])]
+    guards = [g.text for g in graph.guards]
     _common.emit(traced=True, analyze_s=t, groups=len(graph.groups), prunable=len(prunable),
                  exact=sum(g.exact for g in prunable), inexact=sum(not g.exact for g in prunable),
                  inexact_reasons=sorted({g.inexact_reason for g in prunable if not g.exact})[:6],
@@ -204,7 +204,8 @@ def report(rows: list[dict], tp_on: bool) -> str:
     if notes:
         out += ["", "Failures and skips:", *notes]
     details = [f"- {r['model']}: inexact: {'; '.join(r['gp']['inexact_reasons'])}" for r in rows if r["gp"].get("inexact_reasons")]
-    details += [f"- {r['model']}: guards: {'; '.join(r['gp']['guards'])}" for r in rows if r["gp"].get("guards")]
+    details += [f"- {r['model']}: {r['gp']['n_guards']} guards: {'; '.join(r['gp']['guards'][:3])}"
+                + ("; ..." if r["gp"]["n_guards"] > 3 else "") for r in rows if r["gp"].get("guards")]
     if details:
         out += ["", "Inexact groups and guards:", *details]
     out += ["", summary(rows, tp_on)]

@@ -30,6 +30,7 @@ from . import rules as _rules  # noqa: F401  (fills the rule table)
 from .atoms import Atoms
 from .globs import warn_unmatched
 from .groups import Group, Member
+from .reparam import legacy_weight_norm
 from .rules.table import lookup, target_name
 from .trace import TensorSpec, Traced, node_value, trace
 
@@ -248,12 +249,29 @@ class _Builder:
     def param_atoms(self, module_name: str, pname: str, roles: tuple) -> list[int]:
         key = (module_name, pname)
         if key not in self.params:
-            t = self.modules[module_name].get_parameter(pname) if pname in dict(
-                self.modules[module_name].named_parameters(recurse=False)) else getattr(self.modules[module_name], pname)
+            module = self.modules[module_name]
+            hook = legacy_weight_norm(module, pname)
+            if hook is not None:  # weight = g·v/‖v‖: its channels are v's dims and g's norm dim
+                return self._weight_norm_atoms(module_name, pname, hook, roles)
+            t = module._parameters.get(pname)
+            t = t if t is not None else getattr(module, pname)
             self.params[key] = [self.atoms.new(s) for s in t.shape]
             for d, role in enumerate(roles):
                 self._add_member(module_name, pname, d, role)
         return self.params[key]
+
+    def _weight_norm_atoms(self, module_name: str, pname: str, hook, roles: tuple) -> list[int]:
+        module = self.modules[module_name]
+        v, g = getattr(module, pname + "_v"), getattr(module, pname + "_g")
+        atoms = [self.atoms.new(s) for s in v.shape]
+        self.params[(module_name, pname)] = self.params[(module_name, pname + "_v")] = atoms
+        self.params[(module_name, pname + "_g")] = [a if g.shape[d] == v.shape[d] else self.atoms.new(g.shape[d])
+                                                    for d, a in enumerate(atoms)]
+        for d, role in enumerate(roles):
+            self._add_member(module_name, pname + "_v", d, role)
+            if g.shape[d] == v.shape[d] and g.shape[d] > 1:
+                self._add_member(module_name, pname + "_g", d, role)
+        return atoms
 
     def _add_member(self, module_name, pname, d, role) -> None:
         mkey = (module_name, pname, d)
@@ -412,6 +430,11 @@ class ChannelGraph:
     def prunable_groups(self) -> list[Group]:
         return [g for g in self.groups if g.prunable]
 
+    @property
+    def guards(self) -> list:
+        """The conditions on the input the traced graph assumes (:class:`graphprune.trace.Guard`)."""
+        return self.traced.guards
+
     def groups_of(self, module: str, param: str = "weight", dim: int | None = None) -> list[Group]:
         """Groups with a member on ``module.param`` (optionally on one dim)."""
         return [g for g in self.groups if any(
@@ -455,6 +478,14 @@ class ChannelGraph:
                 lines.append(f"{'':>22}reason: {g.reason}")
             elif not g.exact:
                 lines.append(f"{'':>22}inexact: {g.inexact_reason}")
+        if self.guards:
+            lines.append(f"traced for inputs with ({len(self.guards)} guards; other inputs run the model's own code"
+                         " or, for a rewritten graph, fail on the guard):")
+            by_line: dict[str, list] = {}
+            for guard in self.guards:  # one line per source line asking (a loop over blocks asks once per block)
+                by_line.setdefault(guard.where, []).append(guard)
+            for where, guards in by_line.items():
+                lines.append(f"  {guards[0].text}  ({where}{f', x{len(guards)}' if len(guards) > 1 else ''})")
         return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ model and which channels to remove::
      "model": {"name": "ledsr_f256r16_x4", "kwargs": {...}}      # sr_models registry
               | {"timm": "resnet18", "kwargs": {...}}            # timm.create_model
               | {"factory": "package.module:function", "kwargs": {...}}
-              | {"spandrel": {"arch": "SwinIR", "tensors": {name: {"shape": [...]}}, ...}},  # loaders
+              | {"spandrel": {"arch": "SwinIR", "class": "SwinIR", "kwargs": {...}, "shapes": {...}}},
      "analysis": {"example_shapes": [[1, 3, 48, 48]], "ignore": ["*mean*"]},
      "plan": {"removed": {"2": [0, 5, ...]}, "group_sizes": [...]}}      # or null (dense)
 

@@ -14,9 +14,9 @@ state dict in it) is refused with the fix: re-save its ``state_dict()``.
 
 :func:`load_spandrel` hands the state dict to spandrel (optional: ``pip install graphprune[spandrel]``),
 which detects the architecture and its hyperparameters, and records in ``model.gp_spec`` what
-:func:`build_spandrel` needs to rebuild the dense model without the file: the architecture id and the
-state dict's shapes (plus the values of the few tiny tensors some detections read, e.g. a buffer that
-encodes the upsampler). ``graphprune.save``/``graphprune.load`` use that spec like any other.
+:func:`build_spandrel` needs to rebuild the dense model without the file: the architecture id, the class
+and the hyperparameters spandrel detected, and the state dict's shapes to check the rebuild against.
+``graphprune.save``/``graphprune.load`` use that spec like any other.
 
 >>> import torch
 >>> unwrap_state_dict({"params": {"w": torch.ones(1)}, "params_ema": {"module.w": torch.zeros(1)}})
@@ -41,7 +41,6 @@ __all__ = ["CheckpointError", "read_state_dict", "unwrap_state_dict", "fit_prefi
 # Keys under which codebases nest the weights, most preferred first (an EMA copy beats the raw one).
 WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net",
                 "network_g", "net_g")
-VALUE_LIMIT = 8  # tensors this small keep their values in a spandrel spec (detections may read them)
 
 
 class CheckpointError(ValueError):
@@ -253,12 +252,10 @@ def spandrel_spec(sd: Mapping[str, torch.Tensor], descriptor) -> dict[str, Any]:
     """What :func:`build_spandrel` needs to rebuild ``descriptor``'s dense model: JSON, no weights."""
     req = descriptor.size_requirements
     kwargs, others = spandrel_hyperparameters(descriptor.model)
-    tensors = {k: {"shape": list(v.shape), **({"dtype": str(v.dtype).removeprefix("torch.")}
-                                              if v.dtype != torch.float32 else {}),
-                   **({"values": v.flatten().tolist()} if v.numel() <= VALUE_LIMIT else {})}
-               for k, v in sd.items()}
+    hp = getattr(descriptor.model, "hyperparameters", None) or {}
     return {"arch": descriptor.architecture.id, "class": type(descriptor.model).__name__, "kwargs": kwargs,
-            "other_hyperparameters": others, "tensors": tensors,
+            "tuples": sorted(k for k in kwargs if isinstance(hp[k], tuple)),  # JSON has lists only
+            "other_hyperparameters": others, "shapes": {k: list(v.shape) for k, v in sd.items()},
             "scale": descriptor.scale, "purpose": descriptor.purpose,
             "input_channels": descriptor.input_channels, "output_channels": descriptor.output_channels,
             "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of, "square": req.square}}
@@ -279,33 +276,20 @@ def load_spandrel(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> nn.
 
 
 def build_spandrel(spec: Mapping[str, Any]) -> nn.Module:
-    """Rebuild the dense model of a :func:`spandrel_spec` (weights are zeros; load them afterwards).
+    """Rebuild the dense model of a :func:`spandrel_spec`: spandrel's class called with the hyperparameters
+    its detection found (weights as the constructor makes them; load the real ones afterwards).
 
-    First as spandrel would from a file: the spec's shapes (zeros; tensors of at most ``VALUE_LIMIT``
-    elements with their values) go through its detection. Where a detection reads larger tensors' values
-    (DAT reads its split size from the ``rpe_biases`` buffer), the hyperparameters it finds differ from
-    the saved ones, and the class is called with the saved hyperparameters instead. Either way the
-    result must have the saved hyperparameters and state-dict shapes, else ``ValueError``.
+    Why not spandrel's detection on a zeros state dict of the saved shapes: detection loads the state dict
+    it reads, so the buffers the constructor computes (relative-position indices of window attention)
+    would be zeros, and the analysis :func:`graphprune.load` re-runs bakes what the forward derives from
+    them into the traced graph (a wrong index table in ATD's pruned graph). Some detections also read
+    values, not shapes (DAT's split size from a buffer). The saved state-dict shapes and the hyperparameters
+    that are not data (layer classes) must match the rebuilt model, else ``ValueError``.
     """
-    model = _detect_from_shapes(spec)
-    if model is None or spandrel_hyperparameters(model)[0] != spec["kwargs"]:
-        model = _construct(spec)
+    model = _construct(spec)
     _check_rebuilt(model, spec)
     model.gp_spec = {"spandrel": dict(spec)}
     return model
-
-
-def _detect_from_shapes(spec: Mapping[str, Any]) -> nn.Module | None:
-    sd = {}
-    for k, t in spec["tensors"].items():
-        dtype = getattr(torch, t.get("dtype", "float32"))
-        sd[k] = (torch.tensor(t["values"], dtype=dtype).reshape(t["shape"]) if "values" in t
-                 else torch.zeros(t["shape"], dtype=dtype))
-    try:
-        descriptor = _spandrel().ModelLoader().load_from_state_dict(sd)
-    except Exception:  # noqa: BLE001 - detection read values the spec does not keep: construct instead
-        return None
-    return descriptor.model if descriptor.architecture.id == spec["arch"] else None
 
 
 def _construct(spec: Mapping[str, Any]) -> nn.Module:
@@ -317,7 +301,8 @@ def _construct(spec: Mapping[str, Any]) -> nn.Module:
     if cls is None:
         raise ValueError(f"spandrel.architectures.{spec['arch']} has no class {spec['class']!r} "
                          "(another spandrel version?); install the version the model was saved with")
-    return cls(**spec["kwargs"])
+    tuples = set(spec.get("tuples", ()))
+    return cls(**{k: tuple(v) if k in tuples else v for k, v in spec["kwargs"].items()})
 
 
 def _check_rebuilt(model: nn.Module, spec: Mapping[str, Any]) -> None:
@@ -325,8 +310,8 @@ def _check_rebuilt(model: nn.Module, spec: Mapping[str, Any]) -> None:
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     bad = ([k for k in set(kwargs) | set(spec["kwargs"]) if kwargs.get(k) != spec["kwargs"].get(k)]
            + [k for k, v in spec.get("other_hyperparameters", {}).items() if others.get(k) != v]
-           + [k for k, t in spec["tensors"].items() if shapes.get(k) != t["shape"]])
-    if bad or set(shapes) != set(spec["tensors"]):
+           + [k for k, v in spec["shapes"].items() if shapes.get(k) != v])
+    if bad or set(shapes) != set(spec["shapes"]):
         raise ValueError(f"spandrel rebuilt {spec['arch']} differently from the saved model "
                          f"({', '.join(sorted(map(str, bad))[:4]) or 'state-dict keys differ'}); "
                          "install the spandrel version it was saved with")

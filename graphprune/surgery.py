@@ -30,6 +30,7 @@ import torch.fx as fx
 from torch import nn
 
 from .plan import Plan
+from .reparam import copy_model, effective_weights_as_directions, rederive_weight_norm
 from .rules.shape import _new_size_value
 from .rules.table import lookup
 from .spec import make_spec  # the spec graphprune.save writes when given no other
@@ -118,7 +119,8 @@ def _slice_state(model: nn.Module, plan: Plan) -> dict[str, torch.Tensor]:
     A constant fx captured while tracing (a rotary table computed in forward, say) is no attribute of
     the model: it is sliced here and lives on in the rewritten graph module.
     """
-    constants = dict(plan.graph.traced.constants)
+    constants = {k: copy.deepcopy(v) if isinstance(v, nn.Module) else v  # modules the forward built: resized below
+                 for k, v in plan.graph.traced.constants.items()}
     for (mname, pname), dims in _removed_by_tensor(plan).items():
         if not mname and pname in constants:
             constants[pname] = _kept(constants[pname], dims)
@@ -132,13 +134,13 @@ def _slice_state(model: nn.Module, plan: Plan) -> dict[str, torch.Tensor]:
     return constants
 
 
-def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle) -> None:
+def _resize_modules(model: nn.Module, plan: Plan, oracle: SizeOracle, constants: dict) -> None:
     done: set[str] = set()
     for node in plan.graph.traced.gm.graph.nodes:
         if node.op != "call_module" or node.target in done:
             continue
         done.add(node.target)
-        module = model.get_submodule(node.target)
+        module = constants[node.target] if node.target in constants else model.get_submodule(node.target)
         rule = lookup(type(module), module)
         if rule is not None and rule.resize is not None:
             rule.resize(module, oracle.atom_size, oracle.aux(node))
@@ -250,8 +252,8 @@ def _forward_computes(pruned: nn.Module, gm: fx.GraphModule, traced: Traced, inp
 
 
 def _constants_of(gm: fx.GraphModule) -> dict[str, torch.Tensor]:
-    return {n.target: gm.get_buffer(n.target) if n.target in dict(gm.named_buffers()) else getattr(gm, n.target)
-            for n in gm.graph.nodes if n.op == "get_attr" and n.target.startswith("_tensor_constant")}
+    return {n.target: getattr(gm, n.target) for n in gm.graph.nodes
+            if n.op == "get_attr" and n.target.startswith("_tensor_constant")}
 
 
 def _signature(graph: fx.Graph, constants: dict) -> list:
@@ -395,11 +397,14 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
     for gid in plan.removed:
         if not plan.graph.groups[gid].prunable:
             raise ValueError(f"plan removes channels of group {gid}, which is blocked: {plan.graph.groups[gid].reason}")
-    pruned = model if inplace else copy.deepcopy(model)
+    pruned = model if inplace else copy_model(model)
     oracle = SizeOracle(plan)
+    effective_weights_as_directions(pruned)  # legacy weight norm: slice the weight itself, not its direction
     constants = _slice_state(pruned, plan)
-    sliced_constants = [k for k, v in constants.items() if v is not plan.graph.traced.constants[k]]
-    _resize_modules(pruned, plan, oracle)
+    rederive_weight_norm(pruned)
+    sliced_constants = [k for k, v in constants.items()
+                        if isinstance(v, torch.Tensor) and v is not plan.graph.traced.constants[k]]
+    _resize_modules(pruned, plan, oracle, constants)
     device = next((p.device for p in pruned.parameters()), torch.device("cpu"))
     inputs = _example_inputs(plan, device)
     for strict in (False, True):  # strict: also replace run-time size arguments of channel dims

@@ -32,6 +32,7 @@ import torch.fx as fx
 from torch import nn
 
 from .plan import Plan
+from .reparam import copy_model
 from .trace import set_tensor_attribute
 
 __all__ = ["reference_output", "equivalence_error", "check", "Verdict", "zeroed_copy"]
@@ -118,7 +119,7 @@ def reference_output(model: nn.Module, plan: Plan, *inputs):
     if shapes != tuple(plan.graph.example_shapes):
         raise ValueError(f"the reference runs at the analysis input shapes {plan.graph.example_shapes}, got {shapes}")
     assigns = any(n.target is set_tensor_attribute for n in traced.gm.graph.nodes)
-    model = copy.deepcopy(model) if assigns else model  # the forward assigns weights: not the user's
+    model = copy_model(model) if assigns else model  # the forward assigns weights: not the user's
     gm = _graph_module(model, traced.gm.graph, traced.constants, type(model).__name__)
     was = model.training
     model.eval()
@@ -171,7 +172,7 @@ def zeroed_copy(model: nn.Module, plan: Plan) -> nn.Module:
 
     What regularization towards the plan converges to; the exact reference is :func:`reference_output`.
     """
-    z = copy.deepcopy(model)
+    z = copy_model(model)
     params = dict(z.named_parameters())
     with torch.no_grad():
         for e in plan.entries():

@@ -120,6 +120,11 @@ def test_pickled_whole_model(tmp_path):
     _one_line_error(tmp_path / "whole.pt", "pickles a whole model object", "re-save its state_dict()")
 
 
+def test_torchscript_archive(tmp_path):
+    torch.jit.save(torch.jit.trace(nn.Conv2d(3, 4, 1), torch.zeros(1, 3, 4, 4)), str(tmp_path / "ts.pt"))
+    _one_line_error(tmp_path / "ts.pt", "TorchScript archive", "state_dict()")
+
+
 def test_graphprune_file(tmp_path):
     m = sr_models.create_model("edsr_baseline_x2", n_feats=8, n_resblocks=1)
     path = gp.save(m, tmp_path / "m.safetensors")
@@ -247,8 +252,8 @@ def test_load_spandrel_from_file_and_rebuild_from_spec(tmp_path):
 
 @pytest.mark.parametrize("arch", ["FDAT", "DAT"])
 def test_rebuild_where_detection_reads_values(arch):
-    """FDAT reads its upsampler from a 7-int buffer (kept in the spec); DAT its split size from a large
-    buffer (not kept: the class is called with the saved hyperparameters)."""
+    """FDAT's detection reads its upsampler from a 7-int buffer, DAT's its split size from a large one:
+    a zeros state dict of the saved shapes would not do, the saved hyperparameters do."""
     import importlib
 
     kwargs = {"FDAT": dict(scale=2, embed_dim=48, num_groups=1, depth_per_group=1, num_heads=3,
@@ -257,16 +262,24 @@ def test_rebuild_where_detection_reads_values(arch):
                           upsampler="pixelshuffledirect")}[arch]
     src = getattr(importlib.import_module(f"spandrel.architectures.{arch}"), arch)(**kwargs)
     model = load_spandrel(src.state_dict())
-    spec = json.loads(json.dumps(model.gp_spec))
-    assert build_model(spec).hyperparameters == model.hyperparameters
-    for t in spec["spandrel"]["tensors"].values():  # without any values detection misreads: the class is called
-        t.pop("values", None)
-    assert build_model(spec).hyperparameters == model.hyperparameters
+    assert build_model(json.loads(json.dumps(model.gp_spec))).hyperparameters == model.hyperparameters
 
 
-def test_rebuild_keeps_hyperparameters_detection_cannot_see():
-    """When detection from shapes finds other hyperparameters than saved (it would have read them from
-    values), the saved ones win: here an ``img_range`` standing for a value only the original file showed."""
+def test_rebuild_keeps_the_buffers_the_constructor_computes():
+    """Window attention's relative-position index and mask are buffers: the rebuilt dense model must hold
+    the constructor's values (the analysis graphprune.load re-runs bakes them into the pruned graph)."""
+    from spandrel.architectures.SwinIR import SwinIR
+
+    src = SwinIR(embed_dim=12, depths=[2], num_heads=[2], window_size=4, img_size=8)
+    dense = build_model(json.loads(json.dumps(load_spandrel(src.state_dict()).gp_spec)))
+    buffers = [k for k, _ in src.named_buffers()]
+    assert any("relative_position_index" in k for k in buffers)
+    for k in buffers:
+        assert torch.equal(dense.state_dict()[k], src.state_dict()[k]), k
+
+
+def test_rebuild_uses_the_saved_hyperparameters():
+    """The class is called with what detection found in the file, including what shapes cannot show."""
     from spandrel.architectures.SwinIR import SwinIR
 
     spec = json.loads(json.dumps(load_spandrel(SwinIR(embed_dim=12, depths=[1], num_heads=[2], window_size=4).state_dict()).gp_spec))
@@ -277,7 +290,7 @@ def test_rebuild_keeps_hyperparameters_detection_cannot_see():
 
 def test_rebuild_refuses_a_spec_that_does_not_match():
     spec = json.loads(json.dumps(load_spandrel(_compact().state_dict()).gp_spec))
-    spec["spandrel"]["tensors"]["body.0.weight"]["shape"][0] += 1
+    spec["spandrel"]["shapes"]["body.0.weight"][0] += 1
     with pytest.raises(ValueError, match="differently"):
         build_model(spec)
 

@@ -743,3 +743,100 @@ def test_rewrite_keeps_the_module_tree_and_updates_head_attributes():
     tokens = torch.randn(2, 5, pruned.inp.out_features)
     with torch.no_grad():
         assert a(tokens).shape == tokens.shape  # the module's own forward runs with its new attributes
+
+
+# ----------------------------------------------------------------------------- spatial transforms, selection
+class FFTNet(nn.Module):
+    """FFTformer-style frequency gating: rfft2 / irfft2 over the image dims of every channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        f = torch.fft.rfft2(y, norm="backward")
+        return self.b(y + torch.fft.irfft2(f * f.abs().sigmoid(), s=y.shape[-2:]))
+
+
+class UnfoldNet(nn.Module):
+    """A 3x3 neighbourhood mean through F.unfold (DITN/KBNet-style local mixing): (C, kh, kw) per channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        B, C, H, W = y.shape
+        u = F.unfold(y, 3, padding=1).view(B, C, 9, H * W).mean(2).view(B, C, H, W)
+        return self.b(y + F.fold(F.unfold(u, 2, stride=2), (H, W), 2, stride=2))
+
+
+class GatherNet(nn.Module):
+    """Token selection (ATD/KBNet-style): tokens sorted by a channel norm, gathered with every channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        y = self.a(x)
+        idx = y.norm(dim=-1).argsort(dim=1)[:, :4]
+        return self.b(y[:, :4] + torch.gather(y, 1, idx.unsqueeze(-1).expand(-1, -1, y.shape[-1])))
+
+
+class PerSampleConv(nn.Module):
+    """A per-sample depthwise conv (dynamic filters): samples folded into channels, groups computed in forward."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, 3, 3, padding=1)
+        self.w = nn.Parameter(torch.randn(c, 1, 3, 3))
+
+    def forward(self, x):
+        y = self.a(x)
+        b, c, h, w = y.shape
+        z = F.conv2d(y.reshape(1, b * c, h, w), self.w.repeat(b, 1, 1, 1), groups=b * c, padding=1)
+        return self.b(z.view(b, c, h, w))
+
+
+@pytest.mark.parametrize("net_cls, x", [(FFTNet, torch.randn(1, 3, 8, 8)), (UnfoldNet, torch.randn(1, 3, 8, 8)),
+                                        (GatherNet, torch.randn(2, 6, 3)), (PerSampleConv, torch.randn(2, 3, 6, 6))])
+def test_spatial_and_selection_ops_keep_channels_prunable_and_exact(net_cls, x):
+    net = net_cls().eval()
+    graph = gp.analyze(net, x)
+    assert not graph.unsupported, graph.unsupported
+    (stream,) = graph.groups_of("a", "weight", 0)
+    assert stream.prunable and stream.exact, stream.reason
+    pruned, plan = prune_and_check(net, x)
+    assert pruned.a.weight.shape[0] == 4
+
+
+def test_sorting_over_channels_blocks_them():
+    class SortChannels(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 3, 1)
+
+        def forward(self, x):
+            return self.b(torch.sort(self.a(x), dim=1).values)
+
+    (stream,) = gp.analyze(SortChannels(), torch.randn(1, 3, 4, 4)).groups_of("a", "weight", 0)
+    assert not stream.prunable and "reordered by value" in stream.reason
+
+
+def test_repeat_interleave_keeps_each_channel_with_its_copies():
+    class Interleave(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(16, 3, 1)
+
+        def forward(self, x):
+            return self.b(self.a(x).repeat_interleave(2, dim=1))
+
+    net, x = Interleave().eval(), torch.randn(1, 3, 4, 4)
+    [(group, m)] = [(g, m) for g, m in member(gp.analyze(net, x), "b", dim=1) if g.prunable]
+    assert m.index_map.tolist()[:2] == [[0, 1], [2, 3]]  # channel c owns inputs 2c, 2c+1 of b
+    pruned, _ = prune_and_check(net, x)
+    assert pruned.b.in_channels == 8

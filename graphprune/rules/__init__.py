@@ -13,7 +13,7 @@ one node instead of being traced into.
 import sys
 import types
 
-from . import attention, conv, einops, elementwise, norm, reduce, shape, timm, torchvision_ops  # noqa: F401  (registration)
+from . import attention, conv, einops, elementwise, norm, reduce, selection, shape, spatial, timm, torchvision_ops  # noqa: F401  (registration)
 from .table import RULES, Rule, lookup, register, set_rule, target_name
 
 __all__ = ["RULES", "Rule", "lookup", "register", "set_rule", "target_name", "tracing_policy"]

@@ -12,9 +12,11 @@ Spatial dimensions couple with nothing: they are blocked, so that nothing that i
 from __future__ import annotations
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..trace import node_value
 from .table import register, replace_arg
 
 __all__ = ["couple_conv", "couple_linear"]
@@ -74,11 +76,20 @@ def conv_transpose(ctx) -> None:
 
 
 def _rewrite_conv_groups(node, R):
-    """``F.conv2d(x, w, groups=64)``: a literal group count follows the groups removed (BlurPool's depthwise blur)."""
+    """``F.conv2d(x, w, groups=64)``: a literal group count follows the groups removed (BlurPool's depthwise
+    blur); one computed at run time (``groups=b * C`` of a per-sample conv) stays while it recomputes right."""
     groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
     atom = R.aux(node).get("groups")
-    if atom is None or not isinstance(groups, int) or R.atom_size(atom) == groups:
+    if atom is None or R.atom_size(atom) == groups:
         return None
+    if isinstance(groups, fx.Node):
+        from .shape import _new_size_value
+
+        try:
+            if _new_size_value(groups, R, {}) == R.atom_size(atom):
+                return None
+        except Exception:  # noqa: BLE001 - not size arithmetic: the planned count replaces it
+            pass
     return replace_arg(node, 6, "groups", R.atom_size(atom))
 
 
@@ -87,6 +98,7 @@ def conv_functional(ctx) -> None:
     x, w = ctx.arg(0, "input"), ctx.arg(1, "weight")
     b = ctx.arg(2, "bias")
     groups = ctx.arg(6, "groups", 1)
+    groups = node_value(groups) if isinstance(groups, fx.Node) else groups  # computed in forward: its traced value
     w_dims = ctx.dims(w)
     ctx.set_roles(w, ("out", "in"))
     b_dims = ctx.dims(b) if b is not None else []

@@ -535,6 +535,21 @@ def repeat(ctx) -> None:
             ctx.prod(o, [tiles, a])
 
 
+@register(torch.repeat_interleave, "repeat_interleave")
+def repeat_interleave(ctx) -> None:
+    """Each index repeated ``r`` times in place: the output dim is the row-major product (dim, r)."""
+    x, out = ctx.dims(ctx.tensor_args()[0]), ctx.out()
+    r, dim = ctx.arg(1, "repeats"), ctx.arg(2, "dim", None)
+    if type(r) is not int or dim is None:
+        ctx.block(list(x) + list(out), "repeat_interleave with tensor repeats or over the flattened tensor")
+        return
+    dim = _norm_dim(dim, len(x))
+    ctx.unify_dims(x[:dim] + x[dim + 1:], out[:dim] + out[dim + 1:])
+    copies = ctx.new(r)
+    ctx.block([copies], "repeat count")
+    ctx.prod(out[dim], [x[dim], copies])
+
+
 # --------------------------------------------------------------------------- pixel (un)shuffle
 
 

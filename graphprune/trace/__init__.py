@@ -41,7 +41,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import one_line as _one_line
-from .concrete import ConcreteProxy, ConcreteTracer, DataDependentError, Guard, set_tensor_attribute
+from .concrete import INSTALLED_MODULE, ConcreteProxy, ConcreteTracer, DataDependentError, Guard, set_tensor_attribute
 from .policy import LeafPolicy, split_leaf_spec
 from .propagate import module_state_restored, propagate
 from .specs import META_KEY, TensorSpec, as_input_tuple, node_value, tensor_spec, value_spec
@@ -70,7 +70,8 @@ class Traced:
     shape_source : str
         The value mode that traced it: ``"meta"``, ``"fake"`` or ``"real"``.
     constants : dict
-        Tensor constants tracing captured (``_tensor_constant0``), kept off the user's model.
+        Tensor constants tracing captured (``_tensor_constant0``) and modules the forward built and
+        called (``_gp_module_0``), kept off the user's model.
     guards : list of Guard
         The conditions on the input the graph assumes (the branches and loop counts it followed).
     policy : LeafPolicy
@@ -106,9 +107,9 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=(), policy: Lea
     policy : LeafPolicy, optional
         Leaves and wrapped functions (the analysis passes the rule table's).
     """
-    import torch._dynamo  # noqa: F401 - fake tensors import it; imported mid-trace it fails ("Duplicate dispatch rule")
     policy = (policy or LeafPolicy()).with_leaf_modules(leaf_modules)
     inputs = as_input_tuple(example_inputs)
+    _settle_torch()
     was_training = model.training
     model.eval()
     try:
@@ -122,6 +123,22 @@ def trace(model: nn.Module, example_inputs: Any, *, leaf_modules=(), policy: Lea
     finally:
         model.train(was_training)
     raise AssertionError("unreachable")
+
+
+def _settle_torch() -> None:
+    """Let torch build what it builds lazily from its own functions before fx patches any of them.
+
+    Meta kernels import ``torch._dynamo`` on first use, and ``torch.device(...)`` as a context caches
+    its list of factory functions on first use: done while tracing, both would see fx's wrappers of
+    ``torch.zeros`` & co. (dynamo's import fails; device contexts stop working for the process).
+    """
+    import torch._dynamo  # noqa: F401
+    import torch.overrides
+    from torch.utils import _device
+
+    _device._device_constructors()
+    torch.overrides.get_ignored_functions()
+    torch.overrides.get_overridable_functions()
 
 
 def _trace_in_mode(model: nn.Module, inputs: tuple, policy: LeafPolicy, mode: str, max_fallbacks: int) -> Traced:
@@ -155,6 +172,9 @@ def _trace_in_mode(model: nn.Module, inputs: tuple, policy: LeafPolicy, mode: st
             raise tracer.escalation
         for node, value in tracer.values.items():
             node.meta[META_KEY] = value_spec(value)
+            # fx's mark for autowrapped calls makes generated code register "torch.zeros" globally
+            # (breaking later traces); this tracer wraps what it needs itself
+            node.meta.pop("is_wrapped", None)
         gm = _graph_module(tracer.root, graph, constants)
         called = {n.target for n in gm.graph.nodes if n.op == "call_module"}  # a parent leaf hides its children
         return Traced(model=model, gm=gm, leaves={k: v for k, v in leaves.items() if k in called},
@@ -185,4 +205,6 @@ def _take_constants(model: nn.Module, before: set[str]) -> dict[str, torch.Tenso
     for name in list(set(vars(model)) | set(model._buffers)):
         if name not in before and name.startswith("_tensor_constant"):
             taken[name] = model._buffers.pop(name) if name in model._buffers else vars(model).pop(name)
+    for name in [k for k in model._modules if k.startswith(INSTALLED_MODULE)]:  # modules the forward built
+        taken[name] = model._modules.pop(name)
     return taken

@@ -87,6 +87,13 @@ def set_tensor_attribute(tensor: torch.Tensor, name: str, value: Any) -> None:
     setattr(tensor, name, value)
 
 
+# Tensor factories, recorded whenever an argument is traced: torch's argument parser does not hand a
+# proxy in a size list *and* a traced ``device=`` to ``__torch_function__`` (``torch.zeros(h, w, device=p.device)``).
+FACTORIES = (torch.zeros, torch.ones, torch.empty, torch.full, torch.rand, torch.randn, torch.randint,
+             torch.arange, torch.linspace, torch.logspace, torch.eye)
+_TORCH_EMPTY = torch.empty  # the function itself: while tracing, torch.empty is fx's wrapper of it
+
+INSTALLED_MODULE = "_gp_module_"  # prefix of modules a forward builds, attached to the root while tracing
 _PROXY_SLOTS = {"node", "tracer", "root", "attr", "_node"}  # what fx keeps on a Proxy / Attribute itself
 
 
@@ -156,16 +163,18 @@ class ConcreteTracer(fx.Tracer):
 
     def __init__(self, policy: LeafPolicy = LeafPolicy(), inputs: tuple = (), mode: str = "meta",
                  auto_leaves: frozenset[str] = frozenset()):
-        super().__init__(autowrap_functions=tuple(policy.wrapped_functions))
-        self._autowrap_search.extend(policy.wrapped_modules())
+        super().__init__(autowrap_functions=tuple(policy.wrapped_functions) + FACTORIES)
+        self._autowrap_search.extend([*policy.wrapped_modules(), torch])
         self.policy, self.auto_leaves = policy, auto_leaves
         self.inputs = tuple(inputs)
-        self.vals = Values(mode, isolate=_untraced)
+        self.vals = Values(mode, isolate=self.computing)
         self.values: dict[fx.Node, Any] = {}
         self.guards: list[Guard] = []
         self.escalation: Escalate | None = None  # kept in case user code swallows the exception
         self.gp_stack: list[str] = []
         self._placeholders = 0
+        self._computing = False
+        self._state_names: dict[int, str] | None = None
 
     def trace(self, root, concrete_args=None):
         with _legacy_constructors_record(self):
@@ -176,10 +185,51 @@ class ConcreteTracer(fx.Tracer):
         return qualname in self.auto_leaves or self.policy.is_leaf(qualname, m) or super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):
+        if self._computing:  # running real code for a value: the module just runs
+            return forward(*args, **kwargs)
+        if self.submodule_paths is not None and m not in self.submodule_paths:
+            self._install(m)
         self.gp_stack.append(self.path_of_module(m))
         out = super().call_module(m, forward, args, kwargs)
         self.gp_stack.pop()  # on success only: after an error the stack still names the failing module
         return out
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        """A parameter or buffer read in forward becomes a ``get_attr`` node (found by identity, in O(1))."""
+        if self._computing or not isinstance(attr_val, torch.Tensor):
+            return attr_val
+        if self._state_names is None:
+            self._state_names = {id(t): n for n, t in (*self.root.named_parameters(), *self.root.named_buffers())}
+        name = self._state_names.get(id(attr_val))
+        if name is None or not (isinstance(attr_val, nn.Parameter) or self.proxy_buffer_attributes):
+            return attr_val
+        if name not in parameter_proxy_cache:
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+        return parameter_proxy_cache[name]
+
+    @contextlib.contextmanager
+    def computing(self):
+        """While a value is computed, fx's patched module calls and attribute reads pass straight through."""
+        was, self._computing = self._computing, True
+        st = fx._symbolic_trace
+        tracing = st._get_is_fx_tracing()
+        st._set_is_fx_tracing(False)
+        try:
+            yield
+        finally:
+            self._computing = was
+            st._set_is_fx_tracing(tracing)
+
+    def _install(self, m: nn.Module) -> str:
+        """A module the forward builds and calls (``Rearrange("b c h w -> b h w c")(x)``, ``nn.Upsample(...)(x)``)
+        is no submodule: it is attached to the root as ``_gp_module_N`` (taken off again with the tensor
+        constants) so that the graph can call it."""
+        n = sum(1 for k in self.root._modules if k.startswith(INSTALLED_MODULE))
+        name = f"{INSTALLED_MODULE}{n}"
+        self.root.add_module(name, m)
+        for sub_name, sub in m.named_modules(prefix=name):
+            self.submodule_paths.setdefault(sub, sub_name)
+        return name
 
     # ---- the root's parameters: the example inputs, then the defaults
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
@@ -267,7 +317,9 @@ class ConcreteTracer(fx.Tracer):
             text, kind = f"len({text})", "size"
         if kind == "const":
             return
-        if how == "bool":
+        if how == "bool" and type(value) in (int, float):  # `if h % 8:` reads as a comparison with zero
+            text = f"{text} {'!=' if answer else '=='} 0"
+        elif how == "bool":
             text = text if answer else _negate(text)
         elif how == "array":
             text = f"{text} == {np.asarray(answer).tolist()!r}"
@@ -292,7 +344,7 @@ def _legacy_constructors_record(tracer: "ConcreteTracer"):
 
     def new(cls, *args, **kwargs):
         if cls is torch.Tensor and any(isinstance(a, fx.Proxy) for a in args):
-            return tracer.create_proxy("call_function", torch.empty, args, kwargs)
+            return tracer.create_proxy("call_function", _TORCH_EMPTY, args, kwargs)
         return original(cls, *args, **kwargs)
 
     torch.Tensor.__new__ = new
@@ -321,20 +373,6 @@ def _fetch(root: nn.Module, path: str) -> Any:
     return obj
 
 
-@contextlib.contextmanager
-def _untraced():
-    """Run real code while tracing: fx's patches (module calls, wrapped functions) off, "not tracing"."""
-    from torch.fx import _symbolic_trace as st
-
-    was = st._get_is_fx_tracing()
-    st._set_is_fx_tracing(False)
-    try:
-        with st._maybe_revert_all_patches():
-            yield
-    finally:
-        st._set_is_fx_tracing(was)
-
-
 # --------------------------------------------------------------------------------------------------
 # Readable guard expressions
 
@@ -344,6 +382,8 @@ _INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.floo
 _NEGATION = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _KINDS = ("const", "size", "data")
 _CONST_ATTRIBUTES = {"dtype", "device", "ndim", "is_cuda", "requires_grad", "layout", "is_sparse"}
+_CONST_METHODS = {"dim", "ndimension", "type", "element_size", "is_floating_point", "is_complex", "get_device",
+                  "is_contiguous"}
 
 
 def _worst(*kinds: str) -> str:
@@ -365,8 +405,10 @@ def _describe(node: Any, depth: int = 0) -> tuple[str, str]:
         return f"{_name(args[0])}.shape", _size_kind(args[0])
     if node.op == "call_method" and target == "size":
         return f"{_name(args[0])}.shape[{args[1]!r}]", _size_kind(args[0])
-    if target is getattr and args[1] in _CONST_ATTRIBUTES or node.op == "call_method" and target in ("dim", "ndimension"):
-        return f"{_name(args[0])}.{args[1] if target is getattr else 'dim()'}", "const"
+    if target is getattr and args[1] in _CONST_ATTRIBUTES:
+        return f"{_name(args[0])}.{args[1]}", "const"
+    if node.op == "call_method" and target in _CONST_METHODS and len(args) == 1:  # x.type(): "torch.HalfTensor"
+        return f"{_name(args[0])}.{target}()", "const"
     if target is operator.getitem:
         base, kind = _describe(args[0], depth + 1)
         index, index_kind = _describe(args[1], depth + 1)

@@ -83,7 +83,7 @@ def svg_body(view: View, lay: Layout) -> str:
 def _legend(view: View) -> str:
     rows = []
     for g in view.groups:
-        state = "prunable" if g.prunable else f"blocked: {g.reason}"
+        state = g.state
         kept = "" if g.kept is None else (f' \u00b7 <span class="kept">kept {g.kept}/{g.size}</span>'
                                            + (f" (\u2212{g.removed})" if g.removed else ""))
         mods = ", ".join(g.modules[:6]) + (f", \u2026 (+{len(g.modules) - 6})" if len(g.modules) > 6 else "")
@@ -92,7 +92,7 @@ def _legend(view: View) -> str:
             f'data-prunable="{int(g.prunable)}" data-reason="{_esc(g.reason)}" data-kept="{"" if g.kept is None else g.kept}">'
             f'<span class="sw" data-gid="{g.id}" style="background-color:{g.color}"></span>'
             f'<span class="gt"><b>#{g.id}</b> {g.size} ch \u00b7 {g.n_members} members{kept}<br>'
-            f'<span class="{"ok" if g.prunable else "why"}">{_esc(state)}</span><br>'
+            f'<span class="{("ok" if g.exact else "inexact") if g.prunable else "why"}">{_esc(state)}</span><br>'
             f'<span class="mods">{_esc(mods)}</span></span></li>')
     return "".join(rows)
 
@@ -124,14 +124,23 @@ def to_html(view: View, title: str | None = None) -> str:
              f"({n_prunable} prunable, {len(view.groups) - n_prunable} blocked)"
              + (f" \u00b7 plan removes {removed} channels" if planned else ""))
     data = {"groups": {g.id: {"size": g.size, "prunable": g.prunable, "reason": g.reason, "color": g.color,
+                              "exact": g.exact, "inexact_reason": g.inexact_reason,
                               "kept": g.kept, "n_members": g.n_members} for g in view.groups},
             "nodes": details}
     blob = json.dumps(data, separators=(",", ":"), default=list).replace("</", "<\\/")
     toggle = ('<button id="toggle" title="show every node / collapse repeated blocks">expand all</button>'
               if view.full is not None else "")
-    note = f'<div class="note">{_esc(view.note)}</div>' if view.note else ""
+    note = "".join(f'<div class="note">{_esc(text)}</div>' for text in (view.note, _guards_note(view)) if text)
     return _PAGE.format(title=_esc(title), stats=_esc(stats), toggle=toggle, note=note, css=_CSS, js=_JS,
                         svg="".join(svgs), legend=_legend(view), data=blob, n_groups=len(view.groups))
+
+
+def _guards_note(view: View) -> str:
+    """The input sizes the analysis assumed (the tracer's guards), shown over the graph."""
+    if not view.guards:
+        return ""
+    shown = "; ".join(view.guards[:4]) + (f"; … (+{len(view.guards) - 4})" if len(view.guards) > 4 else "")
+    return f"traced for inputs with {shown}"
 
 
 _PAGE = """<!DOCTYPE html>
@@ -188,7 +197,7 @@ aside{width:360px;border-left:1px solid #d0d7de;overflow:auto;background:#fff}
 .key{color:#57606a;margin-top:4px;font-size:12px}
 #groups{list-style:none;margin:0;padding:0}.grp{display:flex;gap:8px;padding:5px 10px;border-bottom:1px solid #eaeef2;cursor:pointer}
 .grp:hover,.grp.sel{background:#ddf4ff}.grp .mods{color:#57606a;font-size:11px;word-break:break-all}
-.grp .why{color:#9a6700}.grp .ok{color:#1a7f37}.kept{font-weight:600}
+.grp .why{color:#9a6700}.grp .ok{color:#1a7f37}.grp .inexact{color:#8250df}.kept{font-weight:600}
 .sw{display:inline-block;flex:none;width:16px;height:16px;border:1px solid #555;border-radius:3px;vertical-align:middle;background:#5ba8d9}
 .grp.blocked .sw,.sw.hatched{background-image:repeating-linear-gradient(45deg,rgba(59,59,59,.5) 0 2px,transparent 2px 6px)}
 .sw.hatched{background-color:#adb8be}.sw.opb{background:#f3f4f6;border:2px dashed #cf222e}

@@ -33,7 +33,7 @@ def _legend_lines(view: View) -> list[tuple[str, bool, str]]:
     rows = []
     for g in view.groups[:LEGEND_ROWS]:
         kept = "" if g.kept is None else f", kept {g.kept}/{g.size}"
-        state = "prunable" if g.prunable else f"blocked: {g.reason}"
+        state = g.state
         rows.append((g.color, not g.prunable, f"#{g.id}  {g.size} ch, {g.n_members} members{kept}, {state}"))
     if len(view.groups) > LEGEND_ROWS:
         rows.append(("#ffffff", False, f"... {len(view.groups) - LEGEND_ROWS} more groups (see the .html legend)"))

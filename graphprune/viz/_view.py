@@ -46,10 +46,19 @@ class VGroup:
     modules: list[str]
     color: str
     kept: int | None = None
+    exact: bool = True
+    inexact_reason: str = ""
 
     @property
     def removed(self) -> int | None:
         return None if self.kept is None else self.size - self.kept
+
+    @property
+    def state(self) -> str:
+        """``prunable``, ``prunable, inexact: <why>`` or ``blocked: <why>``, as every renderer shows it."""
+        if not self.prunable:
+            return f"blocked: {self.reason}"
+        return "prunable" if self.exact else f"prunable, inexact: {self.inexact_reason}"
 
 
 @dataclass
@@ -90,6 +99,7 @@ class View:
     groups: list[VGroup]
     full: "View | None" = None
     note: str = ""
+    guards: list[str] = field(default_factory=list)
 
     def node(self, nid: str) -> VNode:
         return self._index()[nid]
@@ -108,10 +118,10 @@ class View:
         return {"format": "graphprune-viz/1", "name": self.name, "directed": True, "multigraph": False,
                 "nodes": [node_dict(n) for n in self.nodes],
                 "links": [{"source": s, "target": t} for s, t in self.edges],
-                "groups": [dict(id=g.id, size=g.size, prunable=g.prunable, reason=g.reason,
-                                n_members=g.n_members, modules=g.modules, color=g.color,
-                                kept=g.kept, removed=g.removed) for g in self.groups],
-                "collapsed": self.full is not None, "note": self.note}
+                "groups": [dict(id=g.id, size=g.size, prunable=g.prunable, reason=g.reason, exact=g.exact,
+                                inexact_reason=g.inexact_reason, n_members=g.n_members, modules=g.modules,
+                                color=g.color, kept=g.kept, removed=g.removed) for g in self.groups],
+                "guards": self.guards, "collapsed": self.full is not None, "note": self.note}
 
 
 # ------------------------------------------------------------------------------------ building
@@ -149,8 +159,10 @@ def build_view(graph, plan=None, *, collapse: str | bool = "auto", max_nodes: in
     edges = [(s, t) for s, t in G.edges() if s in keep and t in keep]
     groups = [VGroup(id=g.id, size=g.size, prunable=g.prunable, reason=g.reason, n_members=len(g.members),
                      modules=g.modules(), color=group_color(g.id, g.prunable),
-                     kept=plan.kept(g.id) if plan is not None else None) for g in graph.groups]
-    view = View(name=G.graph.get("name", "model"), nodes=nodes, edges=edges, groups=groups)
+                     kept=plan.kept(g.id) if plan is not None else None, exact=g.exact,
+                     inexact_reason=g.inexact_reason) for g in graph.groups]
+    view = View(name=G.graph.get("name", "model"), nodes=nodes, edges=edges, groups=groups,
+                guards=[str(guard) for guard in graph.guards])
     if collapse is True or (collapse == "auto" and len(nodes) > max_nodes):
         small = collapse_repeats(view)
         if len(small.nodes) < len(nodes):
