@@ -35,8 +35,8 @@ def quiet(overrides: list[str]) -> list[str]:
 
 
 def run(recipe: str, out: Path, overrides: list[str]) -> dict:
-    from graphprune.pipeline import Pipeline
-    from graphprune.recipe import load_recipe
+    from graphprune.compress.pipeline import Pipeline
+    from graphprune.compress.recipe import load_recipe
 
     r = load_recipe(ROOT / "recipes" / recipe, quiet(overrides))
     report = out / "report.json"
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="recipe override for the compressed runs (e.g. a longer schedule), repeatable")
     args = ap.parse_args(argv)
-    from graphprune.recipe import load_recipe
+    from graphprune.compress.recipe import load_recipe
 
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")

@@ -28,6 +28,7 @@ from torch import nn
 
 from . import rules as _rules  # noqa: F401  (fills the rule table)
 from .atoms import Atoms
+from .globs import warn_unmatched
 from .groups import Group, Member
 from .reparam import legacy_weight_norm
 from .rules.table import lookup, target_name
@@ -540,6 +541,7 @@ def analyze(model: nn.Module, example_inputs, *, ignore=(), leaf_modules=(), siz
     b = _Builder(traced, size_ties)
     b.run()
     ignore = tuple(ignore)
+    warn_unmatched("ignore", ignore, [name for name, _ in model.named_modules() if name])
     groups, leaves = _collect_groups(b, model, ignore)
     return ChannelGraph(groups=groups, traced=traced, atoms=b.atoms, node_dims=b.node_dims,
                         params=b.params, aux=b.aux, leaf_of_group=leaves, unsupported=b.unsupported,

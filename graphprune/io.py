@@ -19,37 +19,18 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from .channels import analyze
+from .files import atomic_write
 from .plan import Plan
+from .spec import FORMAT, make_spec
 from .surgery import apply
 
 __all__ = ["save", "load", "build_model", "make_spec", "FORMAT"]
-
-FORMAT = "graphprune/1"
-
-
-def make_spec(plan: Plan | None, model_spec: dict | None = None, model: nn.Module | None = None) -> dict:
-    """The JSON spec for a dense model (``plan=None``) or a pruned one."""
-    source = model if model is not None else (plan.graph.model if plan is not None else None)
-    model_spec = model_spec or getattr(source, "gp_spec", None)
-    if not model_spec:
-        raise ValueError("cannot tell how to rebuild this model: pass spec={'name'|'timm'|'factory': ..., "
-                         "'kwargs': {...}} (sr_models.create_model and graphprune.loaders.load_spandrel "
-                         "set model.gp_spec automatically)")
-    spec: dict[str, Any] = {"format": FORMAT, "model": dict(model_spec), "plan": None, "analysis": None}
-    if plan is not None:
-        spec["plan"] = plan.to_dict()
-        spec["analysis"] = {"example_shapes": [list(s) for s in plan.graph.example_shapes],
-                            "ignore": list(plan.graph.ignore)}
-    return spec
-
 
 def build_model(model_spec: dict) -> nn.Module:
     """Build the dense model a spec names (registry name, ``timm``, ``module:function`` or spandrel shapes)."""
@@ -90,17 +71,8 @@ def save(model: nn.Module, path: str | os.PathLike, spec: dict | Plan | None = N
         spec = getattr(model, "gp_save_spec", None) or make_spec(None, model=model)
     elif "format" not in spec:
         spec = _with_model_spec(model, spec)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(_weights(model), tmp, metadata={"graphprune": json.dumps(spec)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    weights, metadata = _weights(model), {"graphprune": json.dumps(spec)}
+    return atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata=metadata))
 
 
 def _with_model_spec(model: nn.Module, model_spec: dict) -> dict:

@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import one_line as _one_line
+
 __all__ = ["CheckpointError", "read_state_dict", "unwrap_state_dict", "fit_prefix", "load_spandrel",
            "build_spandrel", "spandrel_spec", "spandrel_hyperparameters", "WRAPPER_KEYS"]
 
@@ -137,11 +139,6 @@ def _read_torch_with_placeholders(path: Path) -> Any:
 def _whole_model(path) -> str:
     return (f"{path}: this file pickles a whole model object; re-save its state_dict() "
             "(torch.save(model.state_dict(), path)) and load that")
-
-
-def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------------

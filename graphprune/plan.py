@@ -14,9 +14,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .channels import ChannelGraph
+from .globs import warn_unmatched
 from .importance import group_scores
 
-__all__ = ["Plan", "Entry", "plan", "n_removed", "ratio_for"]
+__all__ = ["Plan", "Entry", "plan", "n_removed", "ratio_for", "producer_names"]
 
 
 def n_removed(ratio: float, size: int, round_to: int = 1) -> int:
@@ -101,6 +102,11 @@ def ratio_for(group, ratio: float, ratios: Mapping | None) -> float:
     return ratio if group.factors <= 1 else 1.0 - (1.0 - ratio) ** (1.0 / group.factors)
 
 
+def producer_names(graph: ChannelGraph) -> list[str]:
+    """The modules a ``ratios`` glob can name: every group's producers."""
+    return list(dict.fromkeys(m for g in graph.groups for m in g.modules("out")))
+
+
 def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1", round_to: int = 1,
          ratios: Mapping | None = None, seed: int = 0, model=None, exact_only: bool = False) -> Plan:
     """Choose the removed indices of every prunable group: the lowest scores go.
@@ -125,6 +131,7 @@ def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1",
         softmax, mean over channels), so that the pruned model is the dense one minus channels.
     """
     model = model if model is not None else graph.model
+    warn_unmatched("ratios", ratios or {}, producer_names(graph))
     removed: dict[int, list[int]] = {}
     for g in graph.prunable_groups:
         if exact_only and not g.exact:

@@ -33,6 +33,7 @@ from .plan import Plan
 from .reparam import copy_model, effective_weights_as_directions, rederive_weight_norm
 from .rules.shape import _new_size_value
 from .rules.table import lookup
+from .spec import make_spec  # the spec graphprune.save writes when given no other
 from .trace import TensorSpec, Traced, module_state_restored, node_value, propagate, trace
 
 __all__ = ["apply", "PruneError", "SizeOracle"]
@@ -435,6 +436,5 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
             if hasattr(model, attr):
                 setattr(gm, attr, copy.deepcopy(getattr(model, attr)))
     if getattr(model, "gp_spec", None):
-        from .io import make_spec  # the spec graphprune.save writes when given no other
         result.gp_save_spec = make_spec(plan, model=model)
     return result

@@ -93,15 +93,16 @@ def _die_during_nth_save(n: int) -> None:
     real_save, count = torch.save, [0]
 
     def save(obj, f, *a, **k):
-        name = os.path.basename(getattr(f, "name", ""))
+        name = os.path.basename(getattr(f, "name", f))  # a path (atomic_write) or a file object
         if name.startswith("iter_") and name.endswith(".tmp"):
             count[0] += 1
             if count[0] == n:
                 buf = io.BytesIO()
                 real_save(obj, buf, *a, **k)
-                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-                f.flush()
-                os.fsync(f.fileno())
+                with open(f, "wb") as out:
+                    out.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                    out.flush()
+                    os.fsync(out.fileno())
                 os.kill(os.getpid(), signal.SIGKILL)
         return real_save(obj, f, *a, **k)
 

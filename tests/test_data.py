@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from graphprune.train.data import (DEMO_TRAIN, DEMO_VAL, PairedImageDataset, bicubic_lr,
+from graphprune.sr.data import (DEMO_TRAIN, DEMO_VAL, PairedImageDataset, bicubic_lr,
                                    benchmark_set, demo_dataset, div2k, modcrop,
                                    parse_index_range, scan_folder_pairs)
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphprune.train.imresize import contributions, cubic, imresize, imresize_torch
+from graphprune.sr.imresize import contributions, cubic, imresize, imresize_torch
 
 SCALES = [1 / 2, 1 / 3, 1 / 4, 0.3, 2.0, 3.0, 1.7]
 

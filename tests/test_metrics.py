@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphprune.train.metrics import (MetricAverager, calculate_psnr, calculate_ssim,
+from graphprune.sr.metrics import (MetricAverager, calculate_psnr, calculate_ssim,
                                       rgb_to_y, to_uint8_range)
 
 Y_GAIN = (65.481 + 128.553 + 24.966) / 255  # change of Y per unit change of R = G = B
@@ -154,7 +154,7 @@ class TinySR(torch.nn.Module):
 
 @pytest.mark.parametrize("tile,batch_size", [(16, 4), (10, 1), (7, 64), (64, 2)])
 def test_tiled_forward_equals_whole_image_inference(tile, batch_size):
-    from graphprune.train.tiling import tiled_forward
+    from graphprune.sr.tiling import tiled_forward
 
     torch.manual_seed(0)
     model = TinySR(scale=2).eval()
@@ -170,7 +170,7 @@ def test_tiled_forward_equals_whole_image_inference(tile, batch_size):
 
 def test_tiled_forward_needs_overlap_at_least_the_receptive_radius():
     """With too little context the seams show: the guarantee is not vacuous."""
-    from graphprune.train.tiling import tiled_forward
+    from graphprune.sr.tiling import tiled_forward
 
     torch.manual_seed(0)
     model = TinySR(scale=3).eval()
@@ -181,7 +181,7 @@ def test_tiled_forward_needs_overlap_at_least_the_receptive_radius():
 
 
 def test_tile_windows_cover_every_core_with_context():
-    from graphprune.train.tiling import tile_windows
+    from graphprune.sr.tiling import tile_windows
 
     for length, tile, overlap in [(37, 16, 4), (53, 10, 4), (5, 16, 4), (40, 8, 0)]:
         spans = tile_windows(length, tile, overlap)
@@ -194,7 +194,7 @@ def test_tile_windows_cover_every_core_with_context():
 
 
 def test_tiled_forward_rejects_a_model_of_another_scale():
-    from graphprune.train.tiling import tiled_forward
+    from graphprune.sr.tiling import tiled_forward
 
     with pytest.raises(ValueError, match="expected"):
         tiled_forward(TinySR(scale=2), torch.rand(1, 3, 20, 20), scale=3, tile=8, overlap=2)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import graphprune as gp
-from graphprune.pipeline import Pipeline, PipelineError
-from graphprune.recipe import RecipeError, load_recipe
+from graphprune.compress.pipeline import Pipeline, PipelineError
+from graphprune.compress.recipe import RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.kwargs={n_feats: 8, n_resblocks: 2}", "data.train.batch_size=2", "data.train.patch_size=12",
@@ -52,19 +52,17 @@ def test_existing_run_needs_resume_and_resume_finishes(tmp_path):
 def test_interrupted_run_resumes_from_the_unfinished_stage(tmp_path):
     r = load_recipe(ROOT / "recipes" / "demo_x4_srp.yaml", TINY)
     p = Pipeline(r, tmp_path)
-    original = p._regularize_and_prune
 
     def crash(*a, **k):
         raise KeyboardInterrupt
 
-    p._regularize_and_prune = crash
+    p.regularize = crash
     with pytest.raises(KeyboardInterrupt):
         p.run()
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["done"] == ["pretrain"]
     result = Pipeline(r, tmp_path, resume=True).run()
     assert [s["name"] for s in result["stages"]] == ["pretrain", "regularize", "prune", "finetune", "evaluate"]
-    assert original is not None
 
 
 def run_cli(*args):
@@ -83,7 +81,7 @@ def test_missing_dataset_stops_at_start_with_the_fix(tmp_path):
     out = run_cli("--recipe", "recipes/ledsr_x4_srp.yaml", "--out", str(tmp_path / "run"),
                   "--set", "model.checkpoint=null")
     assert out.returncode == 2
-    assert "datasets/DF2K does not exist" in out.stderr and "data.train.type=demo" in out.stderr
+    assert "datasets/DF2K does not exist" in out.stderr and "data.train={type: demo}" in out.stderr
     assert not (tmp_path / "run").exists(), "nothing is written when the run cannot start"
 
 
@@ -104,3 +102,22 @@ def test_compress_under_torchrun_two_gloo_processes(tmp_path):
     assert out.stdout.count("| pruned |") == 1, "only rank 0 prints the report"
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["pruned"]["params"] < report["dense"]["params"]
+
+
+def test_report_tables_blocked_groups_and_reproducibility(tmp_path):
+    """No evaluation sets still gives whole tables; blocked groups say why; the run can be repeated."""
+    r = load_recipe(ROOT / "recipes" / "demo_x4_srp.yaml", TINY + ["eval.sets=[]", "data.val=[]", "prune.method=l1",
+                                                                   "stages.regularize=null"])
+    Pipeline(r, tmp_path, command="python tools/compress.py --recipe recipes/demo_x4_srp.yaml").run()
+    md = (tmp_path / "report.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| ") or line.startswith("|---")][:4]
+    assert table[0].startswith("| model | params | FLOPs (1×3×48×48 input) | Mult-Adds (1280×720) |")
+    assert len({line.count("|") for line in table}) == 1, "every row has the header's columns"
+    assert "No evaluation sets (eval.sets is empty): sizes only." in md
+    assert "## Blocked groups (never pruned) and why" in md and "the interface is never pruned" in md
+    rep = json.loads((tmp_path / "report.json").read_text())["reproducibility"]
+    assert rep["command"] == "python tools/compress.py --recipe recipes/demo_x4_srp.yaml" and rep["seed"] == 0
+    assert {"graphprune", "git_commit", "torch", "device", "threads", "date", "train_files_sha256"} <= set(rep)
+    assert f"- train_files_sha256: `{rep['train_files_sha256']}`" in md
+    for name in ("report.md", "report.json", "state.json", "model.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044, f"{name} is not readable by the group"

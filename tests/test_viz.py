@@ -15,7 +15,7 @@ from torch import nn
 
 import graphprune as gp
 import sr_models
-from graphprune import report_plots as rp
+from graphprune.compress import plots as rp
 from graphprune import viz
 from graphprune.viz._layout import layout
 

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> Path:
 
     import graphprune as gp
     from graphprune import viz
+    from graphprune.compress.recipe import DEFAULT_EXAMPLE_INPUT
     from graphprune.io import build_model, read_spec
     from graphprune.plan import Plan
 
@@ -118,14 +119,14 @@ def run(args: argparse.Namespace) -> Path:
         spec = read_spec(args.pruned)
         analysis = spec.get("analysis") or {}
         model = build_model(spec["model"])
-        shapes = analysis.get("example_shapes") or [list(args.input or (1, 3, 48, 48))]
+        shapes = analysis.get("example_shapes") or [list(args.input or DEFAULT_EXAMPLE_INPUT)]
         graph = gp.analyze(model, tuple(torch.zeros(s) for s in shapes), ignore=analysis.get("ignore", ()))
         plan = Plan.from_dict(graph, spec["plan"]) if spec.get("plan") else None
         name = Path(args.pruned).name
     else:
         mspec, ignore, ratio, shape = _model_spec(args)
         model = build_model(mspec).eval()
-        graph = gp.analyze(model, torch.zeros(shape or (1, 3, 48, 48)), ignore=ignore)
+        graph = gp.analyze(model, torch.zeros(shape or DEFAULT_EXAMPLE_INPUT), ignore=ignore)
         plan = gp.plan(graph, ratio) if ratio else None
         name = mspec.get("name") or mspec.get("timm")
     collapse = {"auto": "auto", "on": True, "off": False}[args.collapse]

@@ -60,6 +60,11 @@ class ASSL(GrowingPenaltyRegularizer):
             self.ssa_iters = 0
             self.start = {g.id: 0 for g in self.groups}
 
+    @classmethod
+    def stage_iters(cls, schedule: PenaltySchedule, ssa_iters: int = 17260, **options) -> int:
+        """SSA first, then growth and stabilization (no SSA when no group is residual-coupled)."""
+        return schedule.length(start=ssa_iters)
+
     def group_start(self, group: Group) -> int:
         return self.ssa_iters if group.id in self.coupled else 0
 

@@ -173,10 +173,17 @@ class GrowingPenaltyRegularizer(HookBase):
         self._lam_cache = None
 
     # ---------------------------------------------------------------- schedule
+    @classmethod
+    def stage_iters(cls, schedule: PenaltySchedule, **options) -> int:
+        """The regularize stage's length before the analysis is known (``options``: the method's
+        own, e.g. ASSL's ``ssa_iters``); :meth:`total_iters` is the same or shorter."""
+        return schedule.length()
+
     def total_iters(self) -> int:
         """Iterations until every group has stopped growing, plus the stabilization."""
-        grow_end = max((self.start[g.id] + self.schedule.grow_iters for g in self.groups), default=0)
-        return grow_end + self.schedule.stabilize
+        if not self.groups:  # nothing grows: only the stabilization
+            return self.schedule.stabilize
+        return self.schedule.length(max(self.start[g.id] for g in self.groups))
 
     # ---------------------------------------------------------------- finish
     def plan(self) -> Plan:

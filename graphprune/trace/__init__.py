@@ -40,6 +40,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from ..errors import one_line as _one_line
 from .concrete import INSTALLED_MODULE, ConcreteProxy, ConcreteTracer, DataDependentError, Guard, set_tensor_attribute
 from .policy import LeafPolicy, split_leaf_spec
 from .propagate import module_state_restored, propagate
@@ -207,8 +208,3 @@ def _take_constants(model: nn.Module, before: set[str]) -> dict[str, torch.Tenso
     for name in [k for k in model._modules if k.startswith(INSTALLED_MODULE)]:  # modules the forward built
         taken[name] = model._modules.pop(name)
     return taken
-
-
-def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

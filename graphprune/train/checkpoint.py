@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import one_line
+from ..files import atomic_write
+
 __all__ = [
     "CheckpointError",
     "atomic_save",
@@ -61,30 +64,9 @@ def _error(path: Path, reason: str, previous: str | None) -> CheckpointError:
     return CheckpointError(_corrupt_message(path, reason, previous), path, reason)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX needs the directory entry flushed too)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened; replace is durable enough
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` so that readers only ever see a complete file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
@@ -108,7 +90,7 @@ def _load(path: Path, map_location: Any, required: tuple[str, ...]) -> dict:
     except FileNotFoundError:
         raise
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... when damaged
-        raise _error(path, _one_line(e), None) from None
+        raise _error(path, one_line(e, with_type=True), None) from None
     missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise _error(path, f"missing keys {missing}", None)
@@ -127,11 +109,6 @@ def _previous_good(path: Path, map_location: Any, required: tuple[str, ...]) -> 
         except CheckpointError:
             continue
     return None
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return f"{type(e).__name__}: {text[:160]}"
 
 
 def _corrupt_message(path: Path, reason: str, previous: str | None) -> str:

@@ -10,6 +10,10 @@ Convention: ``it`` is the 0-based index of the optimizer step about to run. A mi
 what ``torch.optim.lr_scheduler.MultiStepLR`` gives when ``scheduler.step()`` follows every optimizer
 step.
 
+A config names a schedule as ``{type: ..., **arguments}``; each type is a typed schema below (its
+arguments, defaults and ranges), so ``milestones: soon`` fails when the config is read. ``type``
+takes our names or torch's class names, case-insensitively (``step`` = ``StepLR``).
+
 >>> f = build_schedule({"type": "MultiStepLR", "milestones": [2, 4], "gamma": 0.5}, 1.0, total_iters=6)
 >>> [f(i) for i in range(6)]
 [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
@@ -17,18 +21,15 @@ step.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Callable, Literal, Sequence, Union
+
+from ..schema import ConfigError, Schema, Variants, field, load
 
 __all__ = [
-    "constant_lr",
-    "step_lr",
-    "multistep_lr",
-    "cosine_lr",
-    "with_warmup",
-    "build_schedule",
-    "SCHEDULES",
+    "constant_lr", "step_lr", "multistep_lr", "cosine_lr", "with_warmup", "build_schedule",
+    "ConstantLR", "StepLR", "MultiStepLR", "CosineLR", "Scheduler",
 ]
 
 
@@ -37,23 +38,23 @@ def constant_lr(it: int, base_lr: float) -> float:
     return base_lr
 
 
-def step_lr(it: int, base_lr: float, step_size: int, gamma: float = 0.1) -> float:
+def step_lr(it: int, base_lr: float, step_size: int, gamma: float) -> float:
     """Multiply by ``gamma`` every ``step_size`` iterations (``StepLR``)."""
     return base_lr * gamma ** (it // step_size)
 
 
-def multistep_lr(it: int, base_lr: float, milestones: Sequence[int], gamma: float = 0.1) -> float:
+def multistep_lr(it: int, base_lr: float, milestones: Sequence[int], gamma: float) -> float:
     """Multiply by ``gamma`` once for every milestone already reached (``MultiStepLR``)."""
     return base_lr * gamma ** sum(1 for m in milestones if it >= m)
 
 
-def cosine_lr(it: int, base_lr: float, total_iters: int, eta_min: float = 0.0) -> float:
+def cosine_lr(it: int, base_lr: float, total_iters: int, eta_min: float) -> float:
     """Half-cosine from ``base_lr`` at iteration 0 to ``eta_min`` at ``total_iters``."""
     progress = min(max(it / max(total_iters, 1), 0.0), 1.0)
     return eta_min + 0.5 * (base_lr - eta_min) * (1.0 + math.cos(math.pi * progress))
 
 
-def with_warmup(fn: Callable[[int], float], warmup_iters: int, base_lr: float) -> Callable[[int], float]:
+def with_warmup(fn: Callable[[int], float], warmup_iters: int) -> Callable[[int], float]:
     """Linear warmup to ``fn(warmup_iters)`` over the first iterations, then ``fn`` unchanged.
 
     The warmup replaces the start of the schedule rather than shifting it, so milestones and the
@@ -71,70 +72,67 @@ def with_warmup(fn: Callable[[int], float], warmup_iters: int, base_lr: float) -
     return lr_at
 
 
-SCHEDULES: dict[str, Callable[..., float]] = {
-    "constant": constant_lr,
-    "step": step_lr,
-    "multistep": multistep_lr,
-    "cosine": cosine_lr,
-}
+@dataclass(kw_only=True)
+class _Schedule(Schema):
+    type: str = ""  # each schedule's literal names; declared here so that it is the first key
+    warmup_iters: int = field(0, doc="linear warmup at the start", ge=0)
 
-# BasicSR / torch class names users write in recipes.
-_ALIASES = {
-    "constantlr": "constant",
-    "steplr": "step",
-    "multisteplr": "multistep",
-    "cosineannealinglr": "cosine",
-    "cosineannealing": "cosine",
-}
+    def rate(self, it: int, base_lr: float, total_iters: int) -> float:
+        raise NotImplementedError
+
+    def lr_at(self, base_lr: float, total_iters: int) -> Callable[[int], float]:
+        """``lr_at(it) -> float`` (picklable: a partial of a method of plain data)."""
+        return with_warmup(functools.partial(self.rate, base_lr=base_lr, total_iters=total_iters),
+                           self.warmup_iters)
 
 
-def _resolve_type(name: str) -> str:
-    key = str(name).lower()
-    key = _ALIASES.get(key, key)
-    if key not in SCHEDULES:
-        valid = sorted(SCHEDULES) + ["StepLR", "MultiStepLR", "CosineAnnealingLR"]
-        raise ValueError(f"unknown scheduler type {name!r}; valid: {', '.join(valid)}")
-    return key
+@dataclass(kw_only=True)
+class ConstantLR(_Schedule):
+    type: Literal["constant", "ConstantLR"] = "constant"
+
+    def rate(self, it: int, base_lr: float, total_iters: int) -> float:
+        return constant_lr(it, base_lr)
 
 
-def schedule_problems(spec: dict) -> list[str]:
-    """Every problem with a scheduler spec, one string each (empty list = valid)."""
-    if spec is not None and not isinstance(spec, dict):
-        return [f"must be a mapping like {{type: MultiStepLR, milestones: [...]}}, got {spec!r}"]
-    spec = dict(spec or {"type": "constant"})
-    try:
-        fn = SCHEDULES[_resolve_type(spec.pop("type", "constant"))]
-    except ValueError as e:
-        return [str(e)]
-    spec.pop("warmup_iters", None)
-    params = inspect.signature(fn).parameters
-    fixed = {"it", "base_lr", "total_iters"}
-    problems = [f"scheduler {fn.__name__} has no argument {k!r}; valid: "
-                f"{', '.join(p for p in params if p not in fixed) or 'none'}, warmup_iters"
-                for k in spec if k not in params or k in fixed]
-    missing = [p for p, v in params.items()
-               if p not in fixed and v.default is inspect.Parameter.empty and p not in spec]
-    problems += [f"scheduler {fn.__name__} needs argument {p!r}" for p in missing]
-    return problems
+@dataclass(kw_only=True)
+class StepLR(_Schedule):
+    type: Literal["step", "StepLR"] = "step"
+    step_size: int = field(doc="iterations between decays", ge=1)
+    gamma: float = field(0.1, gt=0)
+
+    def rate(self, it: int, base_lr: float, total_iters: int) -> float:
+        return step_lr(it, base_lr, self.step_size, self.gamma)
 
 
-def build_schedule(spec: dict | None, base_lr: float, total_iters: int) -> Callable[[int], float]:
-    """Turn ``{type: ..., **args}`` into ``lr_at(it) -> float``.
+@dataclass(kw_only=True)
+class MultiStepLR(_Schedule):
+    type: Literal["multistep", "MultiStepLR"] = "multistep"
+    milestones: list[int] = field(doc="iterations after which the rate decays", ge=0)
+    gamma: float = field(0.1, gt=0)
 
-    ``warmup_iters`` is accepted by every type. Cosine's ``total_iters`` comes from the trainer.
+    def rate(self, it: int, base_lr: float, total_iters: int) -> float:
+        return multistep_lr(it, base_lr, self.milestones, self.gamma)
+
+
+@dataclass(kw_only=True)
+class CosineLR(_Schedule):
+    type: Literal["cosine", "CosineAnnealingLR", "CosineAnnealing"] = "cosine"
+    eta_min: float = field(0.0, doc="the rate at the last iteration", ge=0)
+
+    def rate(self, it: int, base_lr: float, total_iters: int) -> float:
+        return cosine_lr(it, base_lr, total_iters, self.eta_min)
+
+
+#: A schedule spec in a config: ``{type: constant|step|multistep|cosine (or torch's names), ...}``.
+Scheduler = Annotated[Union[ConstantLR, StepLR, MultiStepLR, CosineLR], Variants("type", casefold=True)]
+
+
+def build_schedule(spec, base_lr: float, total_iters: int) -> Callable[[int], float]:
+    """``lr_at(it) -> float`` from a spec (mapping, schema instance, or None for constant).
+
+    Cosine's ``total_iters`` comes from the trainer; ``warmup_iters`` is accepted by every type.
     """
-    problems = schedule_problems(spec or {})
+    value, problems = load(Scheduler, spec if spec is not None else {"type": "constant"})
     if problems:
-        raise ValueError("; ".join(problems))
-    spec = dict(spec or {"type": "constant"})
-    name = _resolve_type(spec.pop("type", "constant"))
-    warmup = int(spec.pop("warmup_iters", 0))
-    fn = SCHEDULES[name]
-    if name == "cosine":
-        spec["total_iters"] = total_iters
-    return with_warmup(functools.partial(_call, fn, base_lr=base_lr, **spec), warmup, base_lr)
-
-
-def _call(fn: Callable[..., float], it: int, **kwargs) -> float:
-    """Positional ``it`` first; a module-level helper so the schedule stays picklable."""
-    return fn(it, **kwargs)
+        raise ConfigError("invalid scheduler", problems)
+    return value.lr_at(base_lr, total_iters)

@@ -29,11 +29,7 @@ Example::
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
 import json
-import math
 import random
 import shlex
 import sys
@@ -44,15 +40,19 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..files import atomic_write
+from ..schema import Problem
+from ..sr.metrics import calculate_psnr
 from . import checkpoint as ckpt
 from .distributed import (all_gather_object, barrier, broadcast_object, default_device, get_rank,
                           get_world_size, is_main_process, unwrap, wrap_ddp)
+from .config import TrainConfig, TrainConfigError, build_loss
 from .hooks import HOOK_METHODS, CheckpointHook, EMAHook, EvalHook, HookBase, LoggerHook
+from .interrupt import StopRequest, TrainingInterrupted
+from .optim import build_optimizer
 from .sampler import BatchStream
-from .schedules import build_schedule, schedule_problems
 
 __all__ = [
     "TrainConfig",
@@ -62,208 +62,24 @@ __all__ = [
     "build_loss",
     "psnr_eval_fn",
     "seed_everything",
-    "OPTIMIZERS",
 ]
-
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-_LOSS_ALIASES = {"l1": "l1", "l1loss": "l1", "mse": "mse", "l2": "mse", "mseloss": "mse",
-                 "charbonnier": "charbonnier", "charbonnierloss": "charbonnier"}
-
-# BasicSR option names -> TrainConfig fields, so recipes keep the vocabulary SR users know.
-CONFIG_ALIASES = {"total_iter": "total_iters", "val_freq": "val_every", "print_freq": "log_every",
-                  "save_checkpoint_freq": "save_every", "optim_g": "optimizer", "ema_decay": "ema",
-                  "manual_seed": "seed", "batch_size_per_gpu": "batch_size",
-                  "num_worker_per_gpu": "num_workers", "pixel_opt": "loss"}
-
-
-class TrainConfigError(ValueError):
-    """Every problem of a training config, one per line."""
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """What the loop needs; built by recipes from YAML (BasicSR names accepted by :meth:`from_dict`).
-
-    ``batch_size`` is per process. ``ema`` is a decay (e.g. 0.999) or None. ``grad_clip`` is a max
-    total gradient norm or None. ``val_every``/``log_every``/``save_every`` count iterations; the last
-    iteration always evaluates, logs and saves. ``resume``: True = newest good checkpoint in
-    ``out_dir/checkpoints`` (fresh start if none), a path = that checkpoint, False = never.
-    ``deterministic`` turns on ``torch.use_deterministic_algorithms`` (needed for bitwise resume on GPU).
-    """
-
-    total_iters: int
-    batch_size: int
-    out_dir: str
-    loss: Any = "l1"
-    optimizer: dict = dataclasses.field(
-        default_factory=lambda: {"type": "Adam", "lr": 1e-4, "betas": (0.9, 0.999)})
-    scheduler: dict = dataclasses.field(default_factory=lambda: {"type": "constant"})
-    grad_clip: float | None = None
-    ema: float | None = None
-    rgb_range: float = 255.0
-    seed: int = 0
-    num_workers: int = 0
-    log_every: int = 100
-    val_every: int | None = None
-    save_every: int = 1000
-    keep_checkpoints: int = 2
-    best_metric: str = "psnr"
-    best_mode: str = "max"
-    resume: bool | str = True
-    deterministic: bool = False
-    device: str | None = None
-    shuffle: bool = True
-    progress_bar: bool | None = None
-
-    def __post_init__(self):
-        problems = self.problems()
-        if problems:
-            raise TrainConfigError("invalid training config:\n  " + "\n  ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Every problem at once, each naming the field, the value and what is valid."""
-        p = [f"{k} must be a positive integer, got {getattr(self, k)!r}"
-             for k in ("total_iters", "batch_size", "log_every", "save_every", "keep_checkpoints")
-             if not isinstance(getattr(self, k), int) or getattr(self, k) <= 0]
-        if self.val_every is not None and (not isinstance(self.val_every, int) or self.val_every <= 0):
-            p.append(f"val_every must be a positive integer or None, got {self.val_every!r}")
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            p.append(f"num_workers must be >= 0, got {self.num_workers!r}")
-        if not (isinstance(self.rgb_range, (int, float)) and self.rgb_range > 0):
-            p.append(f"rgb_range must be positive (1.0 or 255.0), got {self.rgb_range!r}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            p.append(f"ema must be a decay in (0, 1) or None, got {self.ema!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            p.append(f"grad_clip must be positive or None, got {self.grad_clip!r}")
-        if self.best_mode not in ("max", "min"):
-            p.append(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
-        return p + optimizer_problems(self.optimizer) + loss_problems(self.loss) + [
-            f"scheduler: {s}" for s in schedule_problems(self.scheduler)]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a plain dict, accepting BasicSR names (``total_iter``, ``optim_g``, ...).
-
-        Unknown keys are errors (a typo must not silently become a default).
-        """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs, problems = {}, []
-        for key, value in d.items():
-            name = CONFIG_ALIASES.get(key, key)
-            if name not in fields:
-                problems.append(f"unknown key {key!r}; valid: {', '.join(sorted(fields | set(CONFIG_ALIASES)))}")
-            elif name in kwargs:
-                problems.append(f"{key!r} given twice (also as its alias)")
-            else:
-                kwargs[name] = value
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        problems += [f"missing required key {m!r}" for m in missing]
-        if problems:
-            raise TrainConfigError("invalid training config:\n  " + "\n  ".join(problems))
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict:
-        """Plain data (callables become their repr) for the checkpoint and ``config.json``."""
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v if v is None or isinstance(v, (bool, int, float, str)) else repr(v)
-
-
-# ---------------------------------------------------------------------------------------------
-# builders
-# ---------------------------------------------------------------------------------------------
-def optimizer_problems(spec: dict) -> list[str]:
-    """Problems with ``{type: Adam|AdamW|SGD, lr: ..., **kwargs}`` (kwargs must bind)."""
-    if not isinstance(spec, dict):
-        return [f"optimizer must be a mapping like {{type: Adam, lr: 1e-4}}, got {spec!r}"]
-    spec = dict(spec)
-    cls = OPTIMIZERS.get(str(spec.pop("type", "")).lower())
-    if cls is None:
-        return [f"optimizer type must be one of Adam, AdamW, SGD, got {spec.get('type')!r}"]
-    if "lr" not in spec:
-        return [f"optimizer {cls.__name__} needs 'lr' (the schedule's base rate)"]
-    try:
-        inspect.signature(cls).bind(None, **spec)
-    except TypeError as e:
-        return [f"optimizer {cls.__name__}: {e}"]
-    return []
-
-
-def build_optimizer(params: Iterable[torch.nn.Parameter], spec: dict) -> torch.optim.Optimizer:
-    """``torch.optim.<type>(params, **kwargs)``; lists become tuples (``betas`` from YAML)."""
-    problems = optimizer_problems(spec)
-    if problems:
-        raise TrainConfigError("; ".join(problems))
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "type"}
-    return OPTIMIZERS[str(spec["type"]).lower()](params, **kwargs)
-
-
-def loss_problems(spec: Any) -> list[str]:
-    """Problems with a loss given as a name, ``{type, loss_weight, eps}``, or a callable."""
-    if callable(spec):
-        return []
-    d = {"type": spec} if isinstance(spec, str) else dict(spec or {})
-    kind = _LOSS_ALIASES.get(str(d.pop("type", "")).lower())
-    if kind is None:
-        return [f"loss must be l1, mse, charbonnier (or L1Loss, MSELoss, CharbonnierLoss) or a "
-                f"callable, got {spec!r}"]
-    if d.pop("reduction", "mean") != "mean":
-        return ["loss reduction must be 'mean'"]
-    extra = set(d) - {"loss_weight", "eps"}
-    return [f"loss has unknown keys {sorted(extra)}; valid: loss_weight, eps"] if extra else []
-
-
-def build_loss(spec: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``loss(sr, hr) -> scalar``: a callable as is, else a weighted pixel loss (mean reduction)."""
-    if callable(spec):
-        return spec
-    problems = loss_problems(spec)
-    if problems:
-        raise TrainConfigError("; ".join(problems))
-    d = {"type": spec} if isinstance(spec, str) else dict(spec)
-    kind = _LOSS_ALIASES[str(d["type"]).lower()]
-    return functools.partial(_pixel_loss, kind=kind, weight=float(d.get("loss_weight", 1.0)),
-                             eps=float(d.get("eps", 1e-3)))
-
-
-def _pixel_loss(sr: torch.Tensor, hr: torch.Tensor, *, kind: str, weight: float, eps: float) -> torch.Tensor:
-    if kind == "l1":
-        loss = F.l1_loss(sr, hr)
-    elif kind == "mse":
-        loss = F.mse_loss(sr, hr)
-    else:
-        loss = torch.sqrt((sr - hr) ** 2 + eps * eps).mean()
-    return loss if weight == 1.0 else loss * weight
 
 
 def psnr_eval_fn(val_data, *, rgb_range: float, device: torch.device | str = "cpu"
                  ) -> Callable[[nn.Module], dict]:
     """A simple default ``eval_fn``: mean RGB PSNR over ``val_data`` (8-bit quantized, border = scale).
 
-    ``val_data`` yields ``{"lr", "hr"}`` in ``[0, rgb_range]`` like the training data.
-
-    Deliberately simple (whole images, RGB, no Y channel): recipes that report paper numbers pass
-    an ``eval_fn`` built on :mod:`graphprune.train.metrics` (Y-channel PSNR/SSIM, tiled inference).
+    ``val_data`` yields ``{"lr", "hr"}`` in ``[0, rgb_range]`` like the training data. The PSNR is
+    :func:`graphprune.sr.metrics.calculate_psnr` on RGB; recipes that report paper numbers pass an
+    ``eval_fn`` measuring on Y (:func:`graphprune.sr.evaluate.evaluate`, tiled inference too).
     """
     def eval_fn(model: nn.Module) -> dict:
         total = 0.0
         for i in range(len(val_data)):
             s = val_data[i]
-            lr, hr = s["lr"][None].to(device), s["hr"][None].to(device).float() / rgb_range
-            sr = model(lr).clamp(0, rgb_range).mul(255.0 / rgb_range).round() / 255.0
-            c = hr.shape[-1] // lr.shape[-1]  # crop `scale` border pixels, as the SR literature does
-            crop = (..., slice(c, -c), slice(c, -c)) if c > 0 else (...,)
-            mse = F.mse_loss(sr[crop], hr[crop]).item()
-            total += 10 * math.log10(1.0 / max(mse, 1e-10))
+            sr = model(s["lr"][None].to(device))[0].cpu()
+            scale = s["hr"].shape[-1] // s["lr"].shape[-1]  # crop `scale` border pixels, as the papers do
+            total += calculate_psnr(sr, s["hr"], scale, test_y_channel=False, rgb_range=rgb_range)
         return {"psnr": total / max(len(val_data), 1)}
     return eval_fn
 
@@ -301,7 +117,7 @@ class Trainer:
         self._set_determinism()
         self.model = wrap_ddp(model.to(self.device), self.device)
         self.optimizer = build_optimizer(self.module.parameters(), self.cfg.optimizer)
-        self.lr_at = build_schedule(self.cfg.scheduler, self.cfg.optimizer["lr"], self.cfg.total_iters)
+        self.lr_at = self.cfg.scheduler.lr_at(self.cfg.optimizer.lr, self.cfg.total_iters)
         self.loss_fn = build_loss(self.cfg.loss)
         self._check_dataset_range(train_data)
         self.data = BatchStream(train_data, self.cfg.batch_size, seed=self.cfg.seed,
@@ -371,13 +187,20 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def train(self) -> nn.Module:
-        """Resume if configured, run to ``total_iters``, return the (unwrapped) model."""
+        """Resume if configured, run to ``total_iters``, return the (unwrapped) model.
+
+        Ctrl-C finishes the running step, saves a checkpoint and raises
+        :class:`~graphprune.train.interrupt.TrainingInterrupted` (a ``KeyboardInterrupt``).
+        """
         self.resume()
         self._record_run()
         self._call("before_train")
         try:
-            for self.iter in range(self.start_iter, self.cfg.total_iters):
-                self.run_step()
+            with StopRequest() as stop:
+                for self.iter in range(self.start_iter, self.cfg.total_iters):
+                    self.run_step()
+                    if stop.asked(self.device):  # Ctrl-C: keep this step, then stop
+                        raise TrainingInterrupted(self.save_checkpoint(), self.iter + 1)
         finally:
             self._call("after_train")
         return self.module
@@ -433,8 +256,9 @@ class Trainer:
     def _check_dataset_range(self, dataset) -> None:
         r = getattr(dataset, "rgb_range", None)
         if r is not None and float(r) != float(self.cfg.rgb_range):
-            raise TrainConfigError(f"training data has rgb_range={r:g} but the trainer has "
-                                   f"rgb_range={self.cfg.rgb_range:g}; set both to the same value")
+            raise TrainConfigError("training data does not fit the config", [Problem(
+                "rgb_range", f"the training data has rgb_range={r:g} but the trainer has "
+                f"rgb_range={self.cfg.rgb_range:g}; set both to the same value")])
 
     # -- model replacement (pruning) ---------------------------------------------------------
     def replace_model(self, new_model: nn.Module) -> None:
@@ -535,7 +359,7 @@ class Trainer:
             return
         out = Path(self.cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        atomic_write(out / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         with open(out / "command.txt", "a", encoding="utf-8") as f:
             f.write(f"{shlex.join([sys.executable] + sys.argv)}  # start_iter={self.start_iter}\n")
 

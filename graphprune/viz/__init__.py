@@ -26,7 +26,7 @@ import json
 import os
 from pathlib import Path
 
-from ._files import write_atomic
+from ..files import atomic_write
 from ._html import layout_view, to_html
 from ._static import GRAPHVIZ_HINT, dot_available, render_dot, render_matplotlib, to_dot
 from ._view import View, build_view, collapse_repeats, group_color
@@ -88,4 +88,4 @@ def render(graph, path: str | os.PathLike, plan=None, *, collapse: str | bool = 
         use_dot = engine == "dot" or (engine == "auto" and dot_available())
         return render_dot(view, path) if use_dot else render_matplotlib(view, path)
     text = {".html": to_html, ".dot": to_dot, ".json": to_json}[ext](view)
-    return write_atomic(path, text)
+    return atomic_write(path, text)

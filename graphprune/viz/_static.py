@@ -1,12 +1,11 @@
 """Static pictures: Graphviz DOT text (rendered by ``dot`` when installed) or matplotlib from our layout."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from ._files import publish, save_figure, temp_next_to
+from ..files import atomic_write, save_figure
 from ._html import MAX_STRIPES, layout_view
 from ._view import View
 
@@ -90,17 +89,13 @@ def render_dot(view: View, path: Path, timeout: float = 120) -> Path:
     if exe is None:
         raise RuntimeError(GRAPHVIZ_HINT.split(":")[0])
     fmt = path.suffix.lstrip(".").lower()
-    tmp = temp_next_to(path, f".{fmt}")
-    try:
-        args = [exe, f"-T{fmt}", "-o", tmp] + (["-Gdpi=110"] if fmt == "png" else [])
+
+    def run_dot(tmp: Path) -> None:
+        args = [exe, f"-T{fmt}", "-o", str(tmp)] + (["-Gdpi=110"] if fmt == "png" else [])
         proc = subprocess.run(args, input=to_dot(view), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"dot failed: {(proc.stderr.strip().splitlines() or ['?'])[0]}")
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, run_dot)
 
 
 def render_matplotlib(view: View, path: Path, dpi: int = 100) -> Path:
