@@ -85,10 +85,11 @@ def _with_model_spec(model: nn.Module, model_spec: dict) -> dict:
     own = getattr(model, "gp_save_spec", None)
     if own is not None and own.get("plan"):
         return {**own, "model": dict(model_spec)}
-    plan = getattr(model, "gp_plan", None)
-    if plan is None:
+    record = getattr(model, "gp_plan", None)
+    if record is None:
         _check_fits_dense(model, model_spec)
-    return make_spec(plan, model_spec=model_spec)
+        return make_spec(None, model_spec=model_spec)
+    return {**make_spec(None, model_spec=model_spec), **record}
 
 
 def _check_fits_dense(model: nn.Module, model_spec: dict) -> None:
@@ -149,7 +150,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     if spec.get("plan"):
         analysis = spec["analysis"]
         inputs = tuple(torch.zeros(s) for s in analysis["example_shapes"])
-        graph = analyze(model, inputs, ignore=analysis.get("ignore", ()))
+        graph = analyze(model, inputs, ignore=analysis.get("ignore", ()), size_ties=analysis.get("size_ties", True),
+                        leaf_modules=analysis.get("leaf_modules", ()))
         model = apply(model, Plan.from_dict(graph, spec["plan"]), inplace=True)
     state = load_file(str(path))
     # the module versions torch keeps beside a state dict (some modules, e.g. MNASNet, require them)

@@ -12,7 +12,7 @@ from torch import nn
 
 from .plan import Plan
 
-__all__ = ["make_spec", "FORMAT"]
+__all__ = ["make_spec", "plan_record", "FORMAT"]
 
 FORMAT = "graphprune/1"
 
@@ -27,7 +27,17 @@ def make_spec(plan: Plan | None, model_spec: dict | None = None, model: nn.Modul
                          "set model.gp_spec automatically)")
     spec: dict[str, Any] = {"format": FORMAT, "model": dict(model_spec), "plan": None, "analysis": None}
     if plan is not None:
-        spec["plan"] = plan.to_dict()
-        spec["analysis"] = {"example_shapes": [list(s) for s in plan.graph.example_shapes],
-                            "ignore": list(plan.graph.ignore)}
+        spec.update(plan_record(plan))
     return spec
+
+
+def plan_record(plan: Plan) -> dict[str, Any]:
+    """The plan and how to redo its analysis, as JSON data (``load`` re-analyzes the rebuilt dense model).
+
+    The modules the user kept opaque are recorded by name; the tracer's automatic leaves are found again.
+    """
+    graph = plan.graph
+    leaves = sorted(name for name, why in graph.traced.leaves.items() if why == "user")
+    return {"plan": plan.to_dict(),
+            "analysis": {"example_shapes": [list(s) for s in graph.example_shapes], "ignore": list(graph.ignore),
+                         "size_ties": graph.size_ties, "leaf_modules": leaves}}

@@ -33,7 +33,7 @@ from .plan import Plan
 from .reparam import copy_model, effective_weights_as_directions, rederive_weight_norm
 from .rules.shape import _new_size_value
 from .rules.table import lookup
-from .spec import make_spec  # the spec graphprune.save writes when given no other
+from .spec import make_spec, plan_record  # the spec graphprune.save writes when given no other
 from .trace import TensorSpec, Traced, module_state_restored, node_value, propagate, trace
 
 __all__ = ["apply", "PruneError", "SizeOracle"]
@@ -173,22 +173,31 @@ MIRRORED_ATTRIBUTES = ("num_heads", "heads", "head_dim", "dim_head", "attn_dim",
                        "num_groups", "groups", "embed_dim", "dim", "num_feat", "channels", "hidden_dim")
 
 
-def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
-    """Keep int attributes that a traced-through forward reads back as literals equal to their new values.
+def _attribute_updates(model: nn.Module, graph: fx.Graph, changed: dict[str, tuple],
+                       cautious: bool) -> list[tuple[nn.Module, str, Any]]:
+    """The int attributes a traced-through forward reads back as literals, with the new values to give them.
 
     ``reshape(B, N, 3, self.num_heads, self.head_dim)``, ``view(B, self.embed_dim, H, W)``: the module is
-    the innermost one on the node's ``nn_module_stack``. Per module, each old value whose literals all
-    change to one new value updates the one attribute that held it before any change (several: the one
-    named in :data:`MIRRORED_ATTRIBUTES`, else none). A wrong guess cannot go unnoticed: the user's class
-    is only returned when its forward, traced again, computes the verified graph.
+    the innermost one on a node's ``nn_module_stack``. Per module, an old value whose changed literals all
+    become one new value updates the one attribute that held it (several: the one named in
+    :data:`MIRRORED_ATTRIBUTES`, else none). ``cautious`` also leaves an old value alone that some
+    tensor op of the module keeps as it was (HAT: a window of 24 beside a head dim of 24; but FDAT's
+    ``view(B, N, 3, self.nh, ...)`` with ``nh == 3`` needs the bold choice). A wrong guess cannot go
+    unnoticed: the user's class is only returned when its forward, traced again, computes the verified graph.
     """
     per_module: dict[str, dict] = {}
-    for node, (args, kwargs) in changed.values():
+    for node in graph.nodes:
         stack = node.meta.get("nn_module_stack") or {}
-        if stack:
-            pairs = per_module.setdefault(list(stack.values())[-1][0], {})
-            for old, new in _changed_literals((node.args, node.kwargs), (args, kwargs)):
+        if not stack or node.op not in ("call_function", "call_method"):
+            continue
+        if node.name not in changed and not (cautious and _makes_tensor(node.meta.get("gp_value"))):
+            continue  # size arithmetic (C // num_heads): its literals follow the attribute, the rewrite keeps them
+        new_args = changed[node.name][1] if node.name in changed else (node.args, node.kwargs)
+        pairs = per_module.setdefault(list(stack.values())[-1][0], {})
+        for old, new in _literal_pairs((node.args, node.kwargs), new_args):
+            if cautious or old != new:
                 pairs.setdefault(old, set()).add(new)
+    updates = []
     for path, pairs in per_module.items():
         try:
             module = model.get_submodule(path)
@@ -196,14 +205,24 @@ def _mirror_attributes(model: nn.Module, changed: dict[str, tuple]) -> None:
             continue
         original = {a: v for a, v in vars(module).items() if not a.startswith("_")}
         for old, news in pairs.items():
-            if len(news) != 1:
-                continue  # one value read back as several different literals: ambiguous
+            if len(news) != 1 or old in news:
+                continue  # kept somewhere, or read back as several different literals: ambiguous
             hits = [a for a, v in original.items() if _same_literal(v, old)]
             if len(hits) > 1:
                 hits = [a for a in hits if a in MIRRORED_ATTRIBUTES]
             if len(hits) == 1:
                 (new,) = news
-                setattr(module, hits[0], new if type(original[hits[0]]) is int else type(original[hits[0]])(new))
+                value = original[hits[0]]
+                updates.append((module, hits[0], new if type(value) is int else type(value)(new)))
+    return updates
+
+
+def _set_attributes(updates: list[tuple[nn.Module, str, Any]]) -> list[tuple[nn.Module, str, Any]]:
+    """Apply ``(module, name, value)`` updates; returns the updates that undo them."""
+    undo = [(m, a, getattr(m, a)) for m, a, _ in updates]
+    for m, a, v in updates:
+        setattr(m, a, v)
+    return undo
 
 
 def _same_literal(value, literal) -> bool:
@@ -213,18 +232,18 @@ def _same_literal(value, literal) -> bool:
     return isinstance(value, (tuple, list)) and all(type(v) is int for v in value) and list(value) == list(literal)
 
 
-def _changed_literals(old, new) -> list[tuple]:
-    """Pairs ``(old, new)`` of int literals, and of int sequences (split sizes), that differ."""
-    if type(old) is int and type(new) is int:  # 0 and 1 say too little to find an attribute by
-        return [(old, new)] if old != new and old > 1 else []
+def _literal_pairs(old, new) -> list[tuple]:
+    """Pairs ``(old, new)`` of the int literals (and int sequences: split sizes) at the same place of two
+    argument structures, changed or not. 0 and 1 say too little to find an attribute by."""
+    if type(old) is int and type(new) is int:
+        return [(old, new)] if old > 1 else []
     if isinstance(old, (tuple, list)) and isinstance(new, (tuple, list)) and len(old) == len(new):
-        if old != new and all(type(v) is int for v in (*old, *new)):
-            return [(tuple(old), tuple(new))] + [p for a, b in zip(old, new) for p in _changed_literals(a, b)]
-        return [p for a, b in zip(old, new) for p in _changed_literals(a, b)]
+        whole = [(tuple(old), tuple(new))] if old and all(type(v) is int for v in (*old, *new)) else []
+        return whole + [p for a, b in zip(old, new) for p in _literal_pairs(a, b)]
     if isinstance(old, dict) and isinstance(new, dict):
-        return [p for k in sorted(old, key=str) if k in new for p in _changed_literals(old[k], new[k])]
+        return [p for k in sorted(old, key=str) if k in new for p in _literal_pairs(old[k], new[k])]
     if isinstance(old, slice) and isinstance(new, slice):  # x[:, :self.idx]
-        return _changed_literals((old.start, old.stop, old.step), (new.start, new.stop, new.step))
+        return _literal_pairs((old.start, old.stop, old.step), (new.start, new.stop, new.step))
     return []
 
 
@@ -243,6 +262,25 @@ def _graph_module(root: nn.Module, graph: fx.Graph, constants: dict, name: str) 
 
 
 # ------------------------------------------------------------------------------------ which result
+def _keep_class(pruned: nn.Module, gm: fx.GraphModule, plan: Plan, changed: dict, sliced_constants: list,
+                inputs: tuple) -> bool:
+    """Update the attributes the forward reads back (boldly, then cautiously) until the user's class computes
+    the verified graph; True when it does, with those attributes set, False (attributes as first set) when not."""
+    traced = plan.graph.traced
+    if not changed and not sliced_constants and not traced.guards:
+        return True  # the same graph with smaller weights: nothing the forward reads has changed
+    bold = _attribute_updates(pruned, traced.gm.graph, changed, cautious=False)
+    cautious = _attribute_updates(pruned, traced.gm.graph, changed, cautious=True)
+    undo = _set_attributes(bold)
+    if _forward_computes(pruned, gm, traced, inputs):
+        return True
+    if [(id(m), a, v) for m, a, v in cautious] == [(id(m), a, v) for m, a, v in bold]:
+        return False
+    _set_attributes(undo)
+    _set_attributes(cautious)
+    return _forward_computes(pruned, gm, traced, inputs)
+
+
 def _forward_computes(pruned: nn.Module, gm: fx.GraphModule, traced: Traced, inputs: tuple) -> bool:
     """True when the user's forward, traced again on the pruned model, is the verified graph ``gm``.
 
@@ -425,9 +463,7 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
         raise PruneError("pruned network has unexpected shapes: " + "; ".join(bad[:3]) +
                          (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "") +
                          " — please report this model; as a workaround pass ignore=[...] for the modules involved")
-    _mirror_attributes(pruned, changed)
-    unchanged = not changed and not sliced_constants and not plan.graph.traced.guards
-    keep_class = unchanged or _forward_computes(pruned, gm, plan.graph.traced, inputs)
+    keep_class = _keep_class(pruned, gm, plan, changed, sliced_constants, inputs)
     result = pruned if keep_class else _with_guards(gm, plan, oracle)
     result.train(model.training)
     if not keep_class:
@@ -435,6 +471,7 @@ def apply(model: nn.Module, plan: Plan, *, inplace: bool = False) -> nn.Module:
         for attr in ("gp_spec", "scale", "rgb_range"):
             if hasattr(model, attr):
                 setattr(gm, attr, copy.deepcopy(getattr(model, attr)))
+    result.gp_plan = plan_record(plan)  # what graphprune.save writes beside the dense model's description
     if getattr(model, "gp_spec", None):
         result.gp_save_spec = make_spec(plan, model=model)
     return result

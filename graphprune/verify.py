@@ -131,7 +131,8 @@ def reference_output(model: nn.Module, plan: Plan, *inputs):
 
 @torch.no_grad()
 def equivalence_error(model: nn.Module, pruned: nn.Module, plan: Plan, *inputs) -> float:
-    """max |reference − pruned| / max |pruned| on ``inputs`` (both in eval mode); see :func:`reference_output`."""
+    """max |reference − pruned| / max |pruned| on ``inputs`` (both in eval mode), the largest over every float
+    tensor the model returns; see :func:`reference_output`."""
     a = reference_output(model, plan, *inputs)
     was = pruned.training
     pruned.eval()
@@ -139,7 +140,16 @@ def equivalence_error(model: nn.Module, pruned: nn.Module, plan: Plan, *inputs) 
         b = pruned(*inputs)
     finally:
         pruned.train(was)
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+    pairs = list(zip(_tensors(a), _tensors(b)))  # a model may return a tuple (an image and its degradation scores)
+    if not pairs:
+        raise ValueError("the model returns no tensor to compare")
+    return max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-12)) for x, y in pairs if y.numel())
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    from torch.utils._pytree import tree_leaves
+
+    return [t for t in tree_leaves(value) if isinstance(t, torch.Tensor) and t.is_floating_point()]
 
 
 @dataclass

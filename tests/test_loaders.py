@@ -339,8 +339,6 @@ def make_custom_net():
     return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3, 3, padding=1)).eval()
 
 
-@pytest.mark.xfail(strict=True, reason="graphprune.apply records its plan only on models with gp_spec "
-                                       "(surgery.py: needs result.gp_plan = plan on every result)")
 def test_save_custom_model_with_factory_spec(tmp_path):
     m, x = make_custom_net(), torch.rand(1, 3, 8, 8)
     pruned = gp.apply(m, gp.plan(gp.analyze(m, x), 0.5))

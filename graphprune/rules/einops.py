@@ -29,7 +29,7 @@ import torch.fx as fx
 
 from ..trace import node_value
 from .attention import couple_einsum
-from .shape import _new_size_value
+from .shape import _new_size_value, tie_sizes
 from .table import register
 
 try:
@@ -199,6 +199,8 @@ def pattern_call(ctx) -> None:
     operation = bound["reduction"] if reducing else ctx.node.target.__name__
     axes = couple_pattern(ctx, _input_dims(ctx, bound["tensor"]), ctx.out(), bound["pattern"], operation, lengths)
     ctx.set_aux("lengths", {name: axes[name] for name in lengths})
+    for name, value in lengths.items():  # ch=c with c read from another tensor: a size tie, as for view
+        tie_sizes(ctx, [value], [axes[name]])
 
 
 def _new_length(arg, planned: int, old: int, R):

@@ -124,6 +124,10 @@ class ConcreteProxy(fx.Proxy):
     def __iter__(self):
         return iter([self[i] for i in range(len(self))])
 
+    def __contains__(self, item) -> bool:
+        """``"Half" in x.type()``: answered from the value (a tensor's contents are data)."""
+        return item in self.tracer.concretize(self, "value")
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """``np.ceil(h / ws)`` on a traced size: recorded like ``math.ceil``, answered when Python asks.
 
@@ -157,7 +161,8 @@ class ConcreteAttribute(ConcreteProxy, fx.proxy.Attribute):
         fx.proxy.Attribute.__init__(self, root, attr)
 
 
-_ANSWER = {"bool": bool, "index": operator.index, "int": int, "float": float, "len": len, "array": lambda v: v}
+_ANSWER = {"bool": bool, "index": operator.index, "int": int, "float": float, "len": len, "array": lambda v: v,
+           "value": lambda v: v}
 
 
 class ConcreteTracer(fx.Tracer):
