@@ -214,6 +214,7 @@ class _Builder:
         self.params: dict[tuple[str, str], list[int]] = {}
         self.roles: dict[tuple[str, str, int], str | None] = {}
         self.member_order: list[tuple[str, str, int]] = []
+        self.ruled: set[tuple[str, str, int]] = set()  # members a module's rule declared (not a bare get_attr)
         self.aux: dict[str, dict] = {}
         self.unsupported: dict[str, str] = {}
 
@@ -254,6 +255,10 @@ class _Builder:
         in the graph (``self.head.weight.device`` read before ``self.head(x)`` runs).
         """
         key = (module_name, pname)
+        if not default:
+            self.ruled.update(self._member_key(module_name, pname, d) for d in range(len(roles)))
+            if pname + "_g" in self.modules[module_name]._parameters:
+                self.ruled.update((module_name, pname + "_g", d) for d in range(len(roles)))
         if key in self.params and not default:
             for d, role in enumerate(roles):
                 self._add_member(*self._member_key(module_name, pname, d), role)
@@ -575,10 +580,11 @@ def _collect_groups(b: _Builder, model: nn.Module, ignore: tuple[str, ...]):
                             reason=reason or "", members=mems, exact=leaf not in inexact,
                             inexact_reason=inexact.get(leaf, "")))
         leaves.append(leaf)
-    # a group that is a whole parameter dim somewhere (a producer's filters) takes the ratio as is;
-    # one that only ever appears as a factor (heads, head dim, per-group width) shares it
+    # a group that is a whole filter dim somewhere (a producer's filters, per a module's rule) takes the ratio as
+    # is; one that only ever appears as a factor (heads, head dim, per-group width) shares it. A parameter read
+    # in forward (a relative-position table's heads dim) is no filter: it does not count.
     factor_only = {leaf for g, leaf in zip(groups, leaves)
-                   if g.prunable and all(m.index_map.shape[1] > 1 for m in g.members)}
+                   if g.prunable and all(m.index_map.shape[1] > 1 for m in g.members if m.key in b.ruled)}
     factors: dict[int, int] = {}
     for space in b.atoms.factor_sets():
         shared = space & factor_only

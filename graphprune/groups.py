@@ -82,7 +82,8 @@ class Group:
     factors : int
         How many prunable groups (this one included) are row-major factors of one channel space,
         e.g. 2 for attention heads × head dim or groups × per-group width; 1 otherwise, and 1 for
-        a group that is a whole parameter dim anywhere (a producer's filters). A ratio applies to
+        a group that is a whole filter dim anywhere (a producer's filters, as a module's rule declares
+        them; a parameter read in forward such as a relative-position table does not count). A ratio applies to
         the space, so each factor loses ``1 − (1 − ratio)^(1/factors)`` (:func:`plan.ratio_for`).
     """
 

@@ -123,7 +123,7 @@ def _put(value, *keys):
 CASES = [  # (id, edit of BASE or list of --set overrides, expected line)
     ("unknown key", _put("assl", "prune", "methd"),
      "prune.methd: unknown key (did you mean 'method'?); valid keys: method, ratio, ratios, ignore, "
-     "round_to, criterion, example_input, schedule, assl, srp"),
+     "round_to, criterion, exact_only, example_input, schedule, assl, srp"),
     ("unknown top-level BasicSR key", _put({"type": "EDSR"}, "network_g"),
      "network_g: unknown key (use model: {name: <sr_models name>, kwargs: {...}}); valid keys: name, "
      "scale, model, seed, rgb_range, output_dir, data, eval, prune, stages, train"),
@@ -211,7 +211,7 @@ CASES = [  # (id, edit of BASE or list of --set overrides, expected line)
      "--set 'prune.ratio 0.5': expected KEY=VALUE with a dotted key, e.g. --set prune.ratio=0.5"),
     ("override of unknown key", ["prune.schedul.delta=1"],
      "prune.schedul: unknown key (did you mean 'schedule'?); valid keys: method, ratio, ratios, "
-     "ignore, round_to, criterion, example_input, schedule, assl, srp [from --set prune.schedul.delta=1]"),
+     "ignore, round_to, criterion, exact_only, example_input, schedule, assl, srp [from --set prune.schedul.delta=1]"),
     ("override of a bad value", ["prune.ratio=2"],
      "prune.ratio: 2.0 is out of range; expected 0 <= ratio < 1 (fraction removed per group) "
      "[from --set prune.ratio=2]"),

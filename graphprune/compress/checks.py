@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..regularizers import REGULARIZERS
 from ..schema import Problem, suggest
 from .datasets import BENCHMARKS
+from .models import SpandrelModel
 from .recipe import TRAIN_STAGES, Recipe
 
 __all__ = ["recipe_problems", "file_problems"]
@@ -114,7 +115,7 @@ def file_problems(r: Recipe) -> list[Problem]:
     from pathlib import Path
 
     out = []
-    ckpt = r.model.checkpoint
+    ckpt = None if isinstance(r.model, SpandrelModel) else r.model.checkpoint  # a spandrel file checks itself
     if ckpt and not Path(ckpt).expanduser().is_file():
         out.append(Problem("model.checkpoint", f"{ckpt} does not exist (put the pretrained dense weights there, see "
                                                "the recipe's header for where to get them, or use --set "

@@ -1,10 +1,10 @@
 """The model kinds a recipe can name, and how a run builds, seeds and fills the dense model.
 
 ``model:`` is a union of kinds picked by their first key (:class:`~graphprune.schema.Variants`
-with ``key=None``): today :class:`NamedModel` (``{name: ...}``: an ``sr_models`` name, ``timm:NAME``
-or ``package.module:factory``). Another kind is one more class here whose first field is its key
-(``{spandrel: path/to/model.pth}``) and whose :meth:`spec` is what
-:func:`graphprune.io.build_model` takes, added to :data:`ModelSpec`.
+with ``key=None``): :class:`NamedModel` (``{name: ...}``: an ``sr_models`` name, ``timm:NAME`` or
+``package.module:factory``) and :class:`SpandrelModel` (``{spandrel: path/to/model.pth}``: a downloaded
+checkpoint whose architecture spandrel detects). Each kind's :meth:`spec` is what
+:func:`graphprune.io.build_model` takes.
 
 Reproducibility: :func:`build_dense` seeds torch before building, so that ``seed:`` covers the
 random initialization too (two runs of a recipe build the same dense weights).
@@ -34,7 +34,7 @@ from ..errors import one_line
 from ..loaders import CheckpointError
 from ..schema import Problem, Schema, Variants, field, suggest
 
-__all__ = ["NamedModel", "ModelSpec", "build_dense", "read_state_dict", "load_weights", "CheckpointError",
+__all__ = ["NamedModel", "SpandrelModel", "ModelSpec", "build_dense", "read_state_dict", "load_weights", "CheckpointError",
            "import_path_note"]
 
 _FACTORY = re.compile(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)")
@@ -66,8 +66,48 @@ class NamedModel(Schema):
         return _zoo_problems(self.name, self.kwargs, scale, rgb_range)
 
 
-#: ``model:`` in a recipe (one kind today; a new kind is one more class in this union).
-ModelSpec = Annotated[Union[NamedModel], Variants(None)]
+@dataclass(kw_only=True)
+class SpandrelModel(Schema):
+    """``{spandrel: path, leaf_modules}``: a checkpoint from the ecosystem; spandrel detects its architecture.
+
+    The dense weights are the file's own (``checkpoint`` is the same path); ``graphprune.save`` stores the
+    detected architecture and hyperparameters, so a pruned run's files reload without the original file.
+    """
+
+    spandrel: str = field(doc="a .pth/.pt/.ckpt/.safetensors file spandrel can load (chaiNNer/ComfyUI's loader)")
+    leaf_modules: list[str] = field([], doc="module-name globs the analysis keeps opaque (untraceable code)")
+
+    @property
+    def name(self) -> str:
+        return f"spandrel:{self.spandrel}"
+
+    @property
+    def checkpoint(self) -> str:
+        return self.spandrel
+
+    def spec(self) -> dict:
+        """The spandrel spec of the file's architecture (read once; JSON, no weights)."""
+        if not hasattr(self, "_spec"):
+            self._spec = loaders.load_spandrel(self.spandrel).gp_spec
+        return self._spec
+
+    def problems(self, scale: int, rgb_range: int) -> list[Problem]:
+        """The file exists, spandrel knows its architecture, and its scale is the recipe's."""
+        if not os.path.isfile(self.spandrel):
+            return [Problem("model.spandrel", f"{self.spandrel}: no such file; give the path of a downloaded "
+                                              "checkpoint (.pth, .pt, .ckpt or .safetensors)")]
+        try:
+            found = self.spec()["spandrel"]
+        except (CheckpointError, ImportError) as e:
+            return [Problem("model.spandrel", one_line(e, limit=300))]
+        if found["scale"] != scale:
+            return [Problem("scale", f"{scale} but {self.spandrel} is a x{found['scale']} {found['arch']}; "
+                                     f"use scale: {found['scale']}")]
+        return []
+
+
+#: ``model:`` in a recipe: a kind is picked by its first key (``name`` or ``spandrel``).
+ModelSpec = Annotated[Union[NamedModel, SpandrelModel], Variants(None)]
 
 
 def _timm_problems(name: str) -> list[Problem]:
@@ -137,7 +177,7 @@ def import_path_note() -> str | None:
     return f"PYTHONPATH={cwd}"
 
 
-def build_dense(model: NamedModel, seed: int, *, weights: bool = True) -> nn.Module:
+def build_dense(model: NamedModel | SpandrelModel, seed: int, *, weights: bool = True) -> nn.Module:
     """The dense model, its random initialization drawn from ``seed``; weights loaded if named."""
     from ..io import build_model
 

@@ -339,7 +339,8 @@ class Pipeline:
         """The recipe's ASSL/SRP hook: schedule, ratio, overrides and method options as given."""
         p = self.recipe.prune
         return REGULARIZERS[self.method](graph, p.ratio, schedule=p.schedule, ratios=p.ratios or None,
-                                         round_to=p.round_to, seed=self.recipe.seed, **p.options)
+                                         round_to=p.round_to, exact_only=p.exact_only, seed=self.recipe.seed,
+                                         **p.options)
 
     def _rewrite(self) -> nn.Module:
         """The pruned model and ``self.plan``: from the regularizer's choice, or a one-shot plan."""
@@ -349,7 +350,7 @@ class Pipeline:
             return pruned
         self.graph = self._analyze(self.dense)
         self.plan = make_plan(self.graph, p.ratio, criterion=p.criterion, ratios=p.ratios or None,
-                              round_to=p.round_to, seed=self.recipe.seed)
+                              round_to=p.round_to, seed=self.recipe.seed, exact_only=p.exact_only)
         pruned = apply(self.dense, self.plan)
         if self.method == "scratch":
             torch.manual_seed(self.recipe.seed)
@@ -433,7 +434,7 @@ class Pipeline:
     def _dry_plan(self, graph: ChannelGraph) -> dict:
         """The plan's widths, the regularization's length, and the pruned model's sizes."""
         p = self.recipe.prune
-        plan = make_plan(graph, p.ratio, ratios=p.ratios or None, round_to=p.round_to)
+        plan = make_plan(graph, p.ratio, ratios=p.ratios or None, round_to=p.round_to, exact_only=p.exact_only)
         kept = sorted({(g.size, plan.kept(g.id)) for g in graph.prunable_groups})
         print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
         if self.method in REGULARIZERS:

@@ -121,6 +121,7 @@ class PruneSpec(Schema):
     ignore: list[str] = field([], doc="module-name globs whose outputs are never pruned")
     round_to: int = field(1, doc="kept channels are a multiple of it", ge=1)
     criterion: Literal["l1", "l2", "random"] = "l1"
+    exact_only: bool = field(False, doc="prune only exact groups (none read by a LayerNorm/softmax/mean over channels)")
     example_input: tuple[int, int, int, int] = field(DEFAULT_EXAMPLE_INPUT, doc="[N, C, H, W]", ge=1,
                                                      check=_example_input_problems)
     schedule: PenaltySchedule = field(default_factory=PenaltySchedule)

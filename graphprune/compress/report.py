@@ -118,7 +118,8 @@ def markdown(result: dict, pictures: dict[str, str]) -> str:
     """The human report."""
     r = result["recipe"]
     prune = r.get("prune") or {}
-    head = (f"Model `{r['model']['name']}` x{r['scale']}, method **{prune.get('method', 'none')}**"
+    model = r["model"].get("name") or f"spandrel checkpoint {r['model'].get('spandrel')}"
+    head = (f"Model `{model}` x{r['scale']}, method **{prune.get('method', 'none')}**"
             + (f", ratio {prune.get('ratio')}" if prune.get("method", "none") != "none" else "")
             + f", seed {r.get('seed', 0)}; total {result.get('seconds', 0)} s.")
     lines = [f"# {r.get('name', 'compress')} — report", "", head, "", *_sizes(result)]

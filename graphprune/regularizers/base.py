@@ -39,14 +39,15 @@ class GrowingPenaltyRegularizer(HookBase):
     name = "regularizer"
 
     def __init__(self, graph: ChannelGraph, ratio: float, *, schedule: PenaltySchedule | None = None,
-                 ratios=None, round_to: int = 1, coupled_selection: str = "first", seed: int = 0):
+                 ratios=None, round_to: int = 1, coupled_selection: str = "first", seed: int = 0,
+                 exact_only: bool = False):
         if coupled_selection not in COUPLED_SELECTIONS:
             raise ValueError(f"coupled_selection must be one of {COUPLED_SELECTIONS}, got {coupled_selection!r}")
         self.graph = graph
         self.schedule = schedule or PenaltySchedule()
         self.coupled_selection = coupled_selection
         self.seed = seed
-        self.n_remove = {g.id: n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
+        self.n_remove = {g.id: 0 if exact_only and not g.exact else n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
                          for g in graph.prunable_groups}
         self.groups = [g for g in graph.prunable_groups if self.n_remove[g.id] > 0]
         self._module_order = {name: i for i, (name, _) in enumerate(graph.model.named_modules())}
