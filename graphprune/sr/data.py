@@ -8,7 +8,7 @@ Layouts understood (EDSR / BasicSR conventions):
   ``LR_bicubic/X{s}/<name>x{s}.png`` (:func:`benchmark_set`);
 * any explicit HR / LR folder pair (:meth:`PairedImageDataset.from_folders`);
 * HR-only folders: without an LR folder the LR image is made on the fly by MATLAB-compatible
-  bicubic (:func:`graphprune.train.imresize.imresize`) of the HR image mod-cropped to a
+  bicubic (:func:`graphprune.sr.imresize.imresize`) of the HR image mod-cropped to a
   multiple of the scale, rounded to 8 bits, which is how the published LR sets were made;
 * the demo set (:func:`demo_dataset`): real photos shipped inside scikit-image, split into
   fixed train and validation images. It is used only when asked for; a dataset the user

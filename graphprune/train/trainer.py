@@ -4,7 +4,7 @@ The loop is :meth:`Trainer.run_step`; everything else (evaluation, logging, chec
 the pruning regularizers that live outside this package) is a :class:`~graphprune.train.hooks.HookBase`.
 
 Value range (``rgb_range``, 1.0 or 255.0). Datasets return images in ``[0, rgb_range]`` (see
-:mod:`graphprune.train.data`) and the model and loss see them unchanged; the trainer's ``rgb_range``
+:mod:`graphprune.sr.data`) and the model and loss see them unchanged; the trainer's ``rgb_range``
 must equal the dataset's (checked when the dataset has an ``rgb_range`` attribute, and on the values
 of the first batch). The official ASSL/SRP (EDSR-derived) code trains at 0..255: its L1 loss is ~255x
 larger than at range 1, so a penalty strength (e.g. ASSL's ``reg`` increments) tuned at 255 is ~255x
