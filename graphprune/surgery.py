@@ -187,13 +187,13 @@ def _attribute_updates(model: nn.Module, graph: fx.Graph, changed: dict[str, tup
     """
     per_module: dict[str, dict] = {}
     for node in graph.nodes:
-        stack = node.meta.get("nn_module_stack") or {}
-        if not stack or node.op not in ("call_function", "call_method"):
+        if node.op not in ("call_function", "call_method"):
             continue
         if node.name not in changed and not (cautious and _makes_tensor(node.meta.get("gp_value"))):
             continue  # size arithmetic (C // num_heads): its literals follow the attribute, the rewrite keeps them
+        stack = node.meta.get("nn_module_stack") or {}
         new_args = changed[node.name][1] if node.name in changed else (node.args, node.kwargs)
-        pairs = per_module.setdefault(list(stack.values())[-1][0], {})
+        pairs = per_module.setdefault(list(stack.values())[-1][0] if stack else "", {})  # "": the root's forward
         for old, new in _literal_pairs((node.args, node.kwargs), new_args):
             if cautious or old != new:
                 pairs.setdefault(old, set()).add(new)

@@ -492,12 +492,38 @@ def test_expand_to_another_tensors_shape_follows_it():
     assert groups.prunable and within.prunable, (groups.reason, within.reason)
 
 
-def test_channel_count_assert_is_dropped_when_whole_groups_go():
+GROUPS = 4  # a module-level constant: no attribute the surgery could update
+
+
+class ConstantGroupStdNet(GroupStdNet):
+    """The same statistics with the group count a module constant: the forward reads no attribute for it."""
+
+    def forward(self, x):
+        x = self.conv(x)
+        B, C, H, W = x.shape
+        torch._assert(C % GROUPS == 0, "channels must divide into groups")
+        torch._assert(H >= 2, "too small")
+        g = x.reshape(B, GROUPS, C // GROUPS, H, W)
+        std = g.var(dim=(2, 3, 4), keepdim=True).add(1e-5).sqrt()
+        return self.out(x / std.expand(g.shape).reshape(B, C, H, W))
+
+
+def test_group_count_attribute_follows_and_the_users_assert_holds():
     net, x = GroupStdNet().eval(), torch.randn(1, 3, 6, 6)
     graph = gp.analyze(net, x)
     groups, within = _factor_groups(graph)
+    pruned = gp.apply(net, gp.plan(graph, 0.0, ratios={groups.id: 0.5}))
+    assert type(pruned) is GroupStdNet and pruned.groups == 2 and pruned.conv.out_channels == 6
+    with torch.no_grad():
+        assert pruned(torch.randn(2, 3, 7, 5)).shape == (2, 3, 7, 5)  # its own assert: 6 % 2 == 0
+
+
+def test_channel_count_assert_is_dropped_when_whole_groups_go():
+    net, x = ConstantGroupStdNet().eval(), torch.randn(1, 3, 6, 6)
+    graph = gp.analyze(net, x)
+    groups, within = _factor_groups(graph)
     plan = gp.plan(graph, 0.0, ratios={groups.id: 0.5})
-    pruned = gp.apply(net, plan)  # 8 channels: 8 % 4 != 0, the dense literal 4 would fail the assert
+    pruned = gp.apply(net, plan)  # 6 channels: 6 % 4 != 0, the dense literal 4 would fail the assert
     assert pruned.conv.out_channels == 6 and pruned.gp_graph_module
     asserts = [n for n in pruned.graph.nodes if n.target is torch._assert]
     conditions = [n.args[0] for n in asserts]
@@ -576,10 +602,10 @@ class BlurNet(nn.Module):
 
 
 def test_functional_depthwise_conv_literal_groups_follow_pruning():
+    """``groups=self.channels`` is read back as a literal: the attribute follows, the class runs as is."""
     pruned, plan = prune_and_check(BlurNet(), torch.randn(1, 3, 8, 8))
     assert pruned.get_submodule("conv").out_channels == 3 and pruned.filt.shape[0] == 3
-    conv = next(n for n in pruned.graph.nodes if n.target is F.conv2d)
-    assert conv.kwargs["groups"] == 3
+    assert type(pruned) is BlurNet and pruned.channels == 3
 
 
 class OptionalMaskNet(nn.Module):

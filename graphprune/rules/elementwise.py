@@ -26,7 +26,10 @@ def passthrough(ctx) -> None:
     Further tensor arguments of these ops only lend a dtype or device (``type_as``, ``to``).
     """
     first, *rest = ctx.tensor_args()
-    ctx.unify_dims(ctx.dims(first), ctx.out())
+    if ctx.b.dims_of(ctx.node) is None:  # x.type() with no dtype: a string, the tensor is only read
+        ctx.free(*ctx.dims(first))
+    else:
+        ctx.unify_dims(ctx.dims(first), ctx.out())
     for arg in rest:
         ctx.free(*ctx.dims(arg))
 
