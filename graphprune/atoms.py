@@ -306,6 +306,18 @@ class Atoms:
                 result.append((leaf, rows.reshape(rows.shape[0], -1)))
         return result
 
+    def leaves(self, a: int) -> set[int]:
+        """The leaves ``a`` is made of (what :meth:`expand` maps, without the index arrays: cheap)."""
+        out, stack = set(), [self.find(a)]
+        while stack:
+            root = stack.pop()
+            d = self._defn.get(root)
+            if d is None:
+                out.add(root)
+            else:
+                stack.extend(self.find(p) for p in d.parts)
+        return out
+
     def factor_sets(self) -> list[set[int]]:
         """Leaves that are row-major factors of one product space (heads × head dim, groups × width).
 

@@ -561,6 +561,9 @@ def _as_tuple(x):
 
 
 def _collect_groups(b: _Builder, model: nn.Module, ignore: tuple[str, ...]):
+    roots = [a for dims in b.node_dims.values() for a in _flat(dims)] + [a for p in b.params.values() for a in p]
+    blocked = b.atoms.blocked_leaves(roots)
+    inexact = b.atoms.inexact_leaves(roots)
     members: dict[int, list[Member]] = {}
     for mkey in b.member_order:
         role = b.roles[mkey]
@@ -568,11 +571,10 @@ def _collect_groups(b: _Builder, model: nn.Module, ignore: tuple[str, ...]):
             continue
         module_name, pname, d = mkey
         atom = b.params[(module_name, pname)][d]
+        if not module_name and pname.startswith("_tensor_constant") and b.atoms.leaves(atom) <= blocked.keys():
+            continue  # a constant tracing captured (a mask), wholly blocked: no group to list, no index map to build
         for leaf, positions in b.atoms.expand(atom):
             members.setdefault(leaf, []).append(Member(module_name, pname, d, role, positions))
-    roots = [a for dims in b.node_dims.values() for a in _flat(dims)] + [a for p in b.params.values() for a in p]
-    blocked = b.atoms.blocked_leaves(roots)
-    inexact = b.atoms.inexact_leaves(roots)
     groups, leaves = [], []
     for leaf, mems in members.items():
         reason = blocked.get(leaf) or _policy_reason(b, model, leaf, mems, ignore)

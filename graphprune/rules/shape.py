@@ -804,8 +804,7 @@ def _outer_factor(ctx, atom: int) -> int | None:
 
 
 def _share_leaves(ctx, a: int, b: int) -> bool:
-    leaves = {leaf for leaf, _ in ctx.atoms.expand(a)}
-    return any(leaf in leaves for leaf, _ in ctx.atoms.expand(b))
+    return not ctx.atoms.leaves(a).isdisjoint(ctx.atoms.leaves(b))
 
 
 def _read_dim(ctx, n: fx.Node) -> int | None:

@@ -216,9 +216,7 @@ class ConcreteTracer(fx.Tracer):
         """A parameter or buffer read in forward becomes a ``get_attr`` node (found by identity, in O(1))."""
         if self._computing or not isinstance(attr_val, torch.Tensor):
             return attr_val
-        if self._state_names is None:
-            self._state_names = {id(t): n for n, t in (*self.root.named_parameters(), *self.root.named_buffers())}
-        name = self._state_names.get(id(attr_val))
+        name = self._state_name(attr_val)
         if name is None or not (isinstance(attr_val, nn.Parameter) or self.proxy_buffer_attributes):
             return attr_val
         if name not in parameter_proxy_cache:
@@ -283,7 +281,17 @@ class ConcreteTracer(fx.Tracer):
             return a.item()
         if isinstance(a, np.ndarray):
             return super().create_arg(torch.from_numpy(a.copy()))
+        if isinstance(a, nn.Parameter):  # fx searches every parameter of the model for each one: O(1) here
+            name = self._state_name(a)
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
         return super().create_arg(a)
+
+    def _state_name(self, t: torch.Tensor) -> str | None:
+        """The qualified name of a parameter or buffer of the root, found by identity."""
+        if self._state_names is None:
+            self._state_names = {id(v): n for n, v in (*self.root.named_parameters(), *self.root.named_buffers())}
+        return self._state_names.get(id(t))
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None) -> fx.Node:
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
