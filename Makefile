@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -q -e ".[dev,spandrel]"
+	$(PY) -m pip install -q -e ".[dev,spandrel,export]"
 	touch $(STAMP)
 
 # The demo recipe end to end on the embedded photos (~3-5 min on 2 cores): dense pretraining, ASSL,

@@ -235,9 +235,9 @@ def test_cli_html_with_ratio(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "no_such_model"], "unknown model"),
-    (["--model", "ledsr_f256r16_x2", "--set", "n_resblocks"], "--set expects key=value"),
-    (["--pruned", "missing.safetensors"], "not found"),
+    (["--model", "no_such_model"], "is not a registered model"),
+    (["--model", "ledsr_f256r16_x2", "--set", "n_resblocks"], "expected KEY=VALUE"),
+    (["--model", "missing.safetensors"], "no such file"),
 ])
 def test_cli_bad_input_one_line_exit_2_no_file(tmp_path, capsys, argv, message):
     tool = _load_tool("visualize")
@@ -251,8 +251,8 @@ def test_cli_bad_input_one_line_exit_2_no_file(tmp_path, capsys, argv, message):
 def test_cli_recipe_and_pruned_file(tmp_path):
     tool = _load_tool("visualize")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("model: {name: ledsr_f256r16_x2, kwargs: {n_resblocks: 1, n_feats: 8}}\n"
-                      "prune: {ratio: 0.25, ignore: ['*tail*']}\ninput: 1x3x8x8\n")
+    recipe.write_text("name: r\nscale: 2\nmodel: {name: ledsr_f256r16_x2, kwargs: {n_resblocks: 1, n_feats: 8}}\n"
+                      "prune: {ratio: 0.25, ignore: ['*tail*'], example_input: [1, 3, 8, 8]}\n")
     assert tool.main(["--recipe", str(recipe), "--out", str(tmp_path / "r.json")]) == 0
     data = json.loads((tmp_path / "r.json").read_text())
     assert any(g["kept"] == 6 for g in data["groups"])
@@ -260,7 +260,7 @@ def test_cli_recipe_and_pruned_file(tmp_path):
     model = sr_models.create_model("ledsr_f256r16_x2", n_resblocks=1, n_feats=8)
     pruned, plan = gp.prune(model, torch.zeros(1, 3, 8, 8), 0.5)
     gp.save(pruned, tmp_path / "m.safetensors")
-    assert tool.main(["--pruned", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "p.json")]) == 0
+    assert tool.main(["--model", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "p.json")]) == 0
     kept = {g["id"]: g["kept"] for g in json.loads((tmp_path / "p.json").read_text())["groups"]}
     assert kept == {g.id: plan.kept(g.id) for g in plan.graph.groups}
 

@@ -15,15 +15,18 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli.args import Parser
+from .recipe import shipped_recipe
+
 __all__ = ["main", "parse", "resume_command"]
 
 _USAGE = ("python", "tools/compress.py")  # how the commands it prints start, unless run as a script
 
 
-def parse(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=" ".join(_USAGE), description="Compress an SR network as a recipe says: train, "
+def parse(argv=None, prog: str | None = None) -> argparse.Namespace:
+    ap = Parser(prog=prog or " ".join(_USAGE), description="Compress an SR network as a recipe says: train, "
                                  "regularize, prune, fine-tune, evaluate, report.")
-    ap.add_argument("--recipe", required=True, help="a YAML recipe (see recipes/)")
+    ap.add_argument("--recipe", required=True, help="a YAML recipe, or the name of a shipped one (see recipes/)")
     ap.add_argument("--out", default=None, help="run directory (default: the recipe's output_dir)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a recipe value, e.g. --set prune.ratio=0.5 (repeatable)")
@@ -42,8 +45,9 @@ def resume_command(args: argparse.Namespace, out: Path, env: str = "") -> str:
     return command_line(parts, [env] if env else [])
 
 
-def main(argv=None) -> int:
-    args = parse(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse(argv, prog)
+    args.recipe = shipped_recipe(args.recipe)
     if os.getcwd() not in sys.path:  # as `python -m` does: `mynet:factory` from the folder of mynet.py
         sys.path.insert(0, os.getcwd())
     from ..schema import ConfigError
@@ -99,6 +103,8 @@ def _run(pipeline, dry_run: bool) -> int:
 def _invocation() -> tuple[str, ...]:
     """``python tools/compress.py`` as this process was started (the interpreter and script paths)."""
     script = Path(sys.argv[0])
+    if script.name == "graphprune":  # the console script
+        return ("graphprune", "compress")
     return (sys.executable, sys.argv[0]) if script.name == "compress.py" else _USAGE
 
 

@@ -56,9 +56,9 @@ class NamedModel(Schema):
         key = "factory" if ":" in self.name else "name"
         return {key: self.name, "kwargs": dict(self.kwargs)}
 
-    def problems(self, scale: int, rgb_range: int) -> list[Problem]:
+    def problems(self, scale: int | None = None, rgb_range: int | None = None) -> list[Problem]:
         """Whether the name resolves and the arguments fit, before anything is built for real
-        (paths from the recipe's top: ``model.name``, ``scale``, ...)."""
+        (paths from the recipe's top: ``model.name``, ``scale``, ...); ``None`` skips that check."""
         if self.name.startswith("timm:"):
             return _timm_problems(self.name)
         if ":" in self.name:
@@ -140,14 +140,14 @@ def _factory_problems(name: str, kwargs: dict) -> list[Problem]:
     return []
 
 
-def _zoo_problems(name: str, kwargs: dict, scale: int, rgb_range: int) -> list[Problem]:
+def _zoo_problems(name: str, kwargs: dict, scale: int | None, rgb_range: int | None) -> list[Problem]:
     import sr_models
 
     if not sr_models.is_model(name):
         return [Problem("model.name", f"{name!r} is not a registered model{suggest(name, sr_models.list_models())}; "
                                 "use sr_models.list_models(), 'timm:NAME' or 'package.module:factory'")]
     suffix = re.search(r"_x(\d+)$", name)
-    if suffix and int(suffix.group(1)) != scale:
+    if suffix and scale is not None and int(suffix.group(1)) != scale:
         return [Problem("scale", f"{scale} does not match model.name {name!r} (an x{suffix.group(1)} model); "
                                   f"use model.name {name[:suffix.start()]}_x{scale} or scale: {suffix.group(1)}")]
     try:
@@ -156,9 +156,9 @@ def _zoo_problems(name: str, kwargs: dict, scale: int, rgb_range: int) -> list[P
     except (TypeError, ValueError) as e:
         return [Problem("model.kwargs", f"{kwargs!r} rejected: {one_line(e, limit=300)}")]
     out = []
-    if getattr(m, "scale", scale) != scale:
+    if scale is not None and getattr(m, "scale", scale) != scale:
         out.append(Problem("model.kwargs.scale", f"{m.scale!r} does not match scale: {scale}"))
-    if getattr(m, "rgb_range", rgb_range) is not None and float(getattr(m, "rgb_range", rgb_range)) != float(rgb_range):
+    if rgb_range is not None and getattr(m, "rgb_range", None) is not None and float(m.rgb_range) != float(rgb_range):
         out.append(Problem("rgb_range", f"{rgb_range} but model {name!r} is built for rgb_range {m.rgb_range} "
                                          f"(its mean shift); also set model.kwargs.rgb_range: {rgb_range}"))
     return out

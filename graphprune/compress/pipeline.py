@@ -247,7 +247,9 @@ class Pipeline:
         """Save a stage's product and read it back: resumed and uninterrupted runs continue alike."""
         path = self.out / name
         if is_main_process():
-            gpio.save(model.cpu(), path, spec)
+            spec = spec or getattr(model, "gp_save_spec", None) or gpio.make_spec(None, model=model)
+            sr = {"scale": self.recipe.scale, "rgb_range": float(self.recipe.rgb_range)}  # for upscale/evaluate
+            gpio.save(model.cpu(), path, {**spec, "sr": sr})
         barrier()  # other ranks read the file
         return gpio.load(path)
 

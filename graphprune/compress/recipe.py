@@ -55,7 +55,7 @@ from .overrides import apply_overrides, read_yaml, tag_override
 __all__ = [
     "RecipeError", "Recipe", "DataSpec", "EvalSpec", "Tile", "PruneSpec", "ASSLOptions", "SRPOptions",
     "Stage", "Stages", "load_recipe", "dump_recipe", "recipe_differences", "METHODS", "STAGES",
-    "TRAIN_STAGES", "TRAINER_KEYS", "DEFAULT_EXAMPLE_INPUT",
+    "TRAIN_STAGES", "TRAINER_KEYS", "DEFAULT_EXAMPLE_INPUT", "shipped_recipe", "recipes_dir",
 ]
 
 METHODS = ("assl", "srp", "l1", "scratch", "none")
@@ -271,6 +271,24 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, check_files:
         raise RecipeError(str(path), [tag_override(p, overrides) for p in problems])
     recipe.source, recipe.overrides, recipe.warnings = str(path), tuple(overrides), tuple(map(str, warnings))
     return recipe
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes: ``recipes/`` of a checkout, or ``graphprune/recipes`` of an installed wheel (setup.py)."""
+    checkout = Path(__file__).resolve().parents[2] / "recipes"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parents[1] / "recipes"
+
+
+def shipped_recipe(text: str) -> str:
+    """``--recipe``: a path as given, or the name of a shipped recipe (``ledsr_x4_srp``) as its path.
+
+    >>> Path(shipped_recipe("ledsr_x4_srp")).name, shipped_recipe("my.yaml")
+    ('ledsr_x4_srp.yaml', 'my.yaml')
+    """
+    found = recipes_dir() / f"{text}.yaml"
+    if Path(text).exists() or Path(text).suffix or "/" in text or not found.is_file():
+        return text
+    return str(found)
 
 
 def dump_recipe(recipe: Recipe, path: str | Path) -> Path:

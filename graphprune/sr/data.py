@@ -35,7 +35,7 @@ from .imresize import imresize
 
 __all__ = [
     "IMAGE_EXTENSIONS", "DEMO_TRAIN", "DEMO_VAL", "ImagePair", "parse_index_range",
-    "list_images", "scan_folder_pairs", "modcrop", "bicubic_lr", "PairedImageDataset",
+    "list_images", "scan_folder_pairs", "modcrop", "bicubic_lr", "read_rgb", "to_tensor", "PairedImageDataset",
     "div2k", "benchmark_set", "demo_dataset",
 ]
 
@@ -144,7 +144,7 @@ def _lr_path(hr: Path, lr_dir: PathLike | None, scale: int, template: str) -> Pa
 # ----------------------------------------------------------------------------- images
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
     """Decode an image file to ``H x W x 3`` uint8 RGB (grey and RGBA are converted)."""
     from PIL import Image
 
@@ -169,11 +169,11 @@ def bicubic_lr(hr: np.ndarray, scale: int) -> np.ndarray:
 
 def _load_pair(pair: ImagePair, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one pair; HR is cropped to exactly ``scale`` times the LR size."""
-    hr = _read_rgb(pair.hr)
+    hr = read_rgb(pair.hr)
     if pair.lr is None:
         hr = modcrop(hr, scale)
         return bicubic_lr(hr, scale), hr
-    lr = _read_rgb(pair.lr)
+    lr = read_rgb(pair.lr)
     h, w = lr.shape[0] * scale, lr.shape[1] * scale
     if hr.shape[0] < h or hr.shape[1] < w:
         raise ValueError(f"HR {pair.hr} is {hr.shape[:2]}, smaller than scale {scale} x LR "
@@ -203,7 +203,7 @@ def _augment(lr: np.ndarray, hr: np.ndarray, rng: np.random.Generator,
     return lr, hr
 
 
-def _to_tensor(img: np.ndarray, rgb_range: float) -> torch.Tensor:
+def to_tensor(img: np.ndarray, rgb_range: float) -> torch.Tensor:
     """uint8 ``H x W x C`` -> float32 ``C x H x W`` in ``[0, rgb_range]`` (``x / 255`` as
     torchvision's ``ToTensor`` when ``rgb_range`` is 1, the integers themselves at 255)."""
     t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
@@ -298,7 +298,7 @@ class PairedImageDataset(Dataset):
         if self.train:
             rng = np.random.default_rng([self.seed, epoch, index])
             lr, hr = _augment(lr, hr, rng, self.patch_size, self.scale)
-        return {"lr": _to_tensor(lr, self.rgb_range), "hr": _to_tensor(hr, self.rgb_range),
+        return {"lr": to_tensor(lr, self.rgb_range), "hr": to_tensor(hr, self.rgb_range),
                 "name": self.pairs[i].name}
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:

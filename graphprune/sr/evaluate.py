@@ -6,7 +6,7 @@ SR table starts from.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -15,7 +15,7 @@ from .imresize import imresize_torch
 from .metrics import calculate_psnr, calculate_ssim
 from .tiling import tiled_forward
 
-__all__ = ["evaluate", "bicubic_scores", "upscale"]
+__all__ = ["evaluate", "score_images", "bicubic_scores", "upscale"]
 
 
 @torch.no_grad()
@@ -44,22 +44,32 @@ def evaluate(model: nn.Module, sets: Mapping[str, object], *, scale: int, rgb_ra
              crop_border: int | None = None, test_y_channel: bool = True, metrics=("psnr", "ssim"),
              tile: Mapping | None = None, device=None) -> dict[str, dict[str, float]]:
     """Per set: the metrics averaged over images. ``sets`` maps a name to a dataset of LR/HR pairs."""
+    kw = dict(scale=scale, rgb_range=rgb_range, crop_border=crop_border, test_y_channel=test_y_channel,
+              metrics=metrics, tile=tile, device=device)
+    return {name: _average([row for _, row in score_images(model, data, **kw)]) for name, data in sets.items()}
+
+
+@torch.no_grad()
+def score_images(model: nn.Module, data, *, scale: int, rgb_range: float = 255.0, crop_border: int | None = None,
+                 test_y_channel: bool = True, metrics=("psnr", "ssim"), tile: Mapping | None = None, device=None,
+                 on_output: Callable[[str, torch.Tensor], object] | None = None) -> list[tuple[str, dict]]:
+    """``(image name, {metric: value})`` for every image of one dataset, in its order (what
+    :func:`evaluate` averages); ``on_output(name, sr)`` sees each SR image (e.g. to save it)."""
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()
     crop = scale if crop_border is None else crop_border
-    results = {}
+    rows = []
     try:
-        for name, data in sets.items():
-            rows = []
-            for i in range(len(data)):
-                s = data[i]
-                sr = upscale(model, s["lr"].to(device), scale, tile).cpu()
-                rows.append(_score(sr, s["hr"], crop, test_y_channel, rgb_range, metrics))
-            results[name] = _average(rows)
+        for i in range(len(data)):
+            s = data[i]
+            sr = upscale(model, s["lr"].to(device), scale, tile).cpu()
+            if on_output is not None:
+                on_output(s.get("name", str(i)), sr)
+            rows.append((s.get("name", str(i)), _score(sr, s["hr"], crop, test_y_channel, rgb_range, metrics)))
     finally:
         model.train(was)
-    return results
+    return rows
 
 
 def bicubic_scores(sets: Mapping[str, object], *, scale: int, rgb_range: float = 255.0,
