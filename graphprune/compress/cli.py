@@ -112,11 +112,12 @@ def _needs_cwd(name: str) -> bool:
     """A ``module:factory`` model importable only from the working directory."""
     if ":" not in name or name.startswith("timm:"):
         return False
-    import importlib.util
+    from importlib.machinery import PathFinder
 
+    # Asked of the working directory alone: a module of that name imported earlier from elsewhere
+    # (sys.modules) says nothing about what a fresh shell would find.
     module = name.partition(":")[0].split(".")[0]
-    spec = importlib.util.find_spec(module)
-    return spec is not None and spec.origin is not None and Path(spec.origin).resolve().is_relative_to(Path.cwd())
+    return PathFinder.find_spec(module, [os.getcwd()]) is not None
 
 
 def _interrupted(e: KeyboardInterrupt, args: argparse.Namespace, pipeline) -> int:
