@@ -17,18 +17,33 @@ from .channels import ChannelGraph
 from .globs import warn_unmatched
 from .importance import group_scores
 
-__all__ = ["Plan", "Entry", "plan", "n_removed", "ratio_for", "producer_names"]
+__all__ = ["Plan", "Entry", "plan", "removed_counts", "n_removed", "CPU_ROUND_TO", "ratio_for", "producer_names", "ALLOCATIONS"]
+
+
+#: The ``round_to`` of CPU deployment (the recipes' default, ``prune.round_to``): oneDNN (torch) and
+#: onnxruntime block channels by 16 on AVX-512, so widths that are multiples of 16 run at the speed their
+#: Mult-Adds promise and odd ones waste it (BENCHMARKS.md, "Latency": 48 channels ≥ 0.99 of the cut, 49 ≤ 0.8).
+CPU_ROUND_TO = 16
 
 
 def n_removed(ratio: float, size: int, round_to: int = 1) -> int:
-    """``min(ceil(ratio·size), size − 1)``; with ``round_to`` the kept count is a multiple of it."""
+    """``min(ceil(ratio·size), size − 1)``; with ``round_to`` the kept count is the nearest multiple of it.
+
+    The nearest multiple (ties up, at least ``round_to``) keeps the ratio's budget: rounded for a CPU,
+    SRPN-Lite's 45 channels become 48 (+14 % Mult-Adds) and ASSLN's 49 become 48 (−4 %). A group of at
+    most ``round_to`` channels is not rounded (it could only be kept whole).
+
+    >>> [256 - n_removed(r, 256, CPU_ROUND_TO) for r in (0.82421875, 0.80859375)]   # SRPN-Lite, ASSLN
+    [48, 48]
+    >>> 256 - n_removed(0.82421875, 256), 8 - n_removed(0.5, 8, CPU_ROUND_TO)
+    (45, 4)
+    """
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"pruning ratio must be in [0, 1), got {ratio}")
     n = min(math.ceil(ratio * size - 1e-9), size - 1)
-    if round_to > 1 and n > 0:
-        keep = size - n
-        keep = min(size, max(round_to, round_to * math.ceil(keep / round_to)))
-        n = size - keep
+    if round_to > 1 and n > 0 and size > round_to:
+        keep = round_to * math.floor((size - n) / round_to + 0.5)
+        n = size - min(size, max(round_to, keep))
     return max(n, 0)
 
 
@@ -107,8 +122,13 @@ def producer_names(graph: ChannelGraph) -> list[str]:
     return list(dict.fromkeys(m for g in graph.groups for m in g.modules("out")))
 
 
-def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1", round_to: int = 1,
-         ratios: Mapping | None = None, seed: int = 0, model=None, exact_only: bool = False) -> Plan:
+ALLOCATIONS = ("uniform", "global", "sensitivity")
+
+
+def plan(graph: ChannelGraph, ratio: float | None = None, *, target: Mapping | None = None,
+         allocation: str = "uniform", criterion: str | Callable = "l1", round_to: int = 1,
+         ratios: Mapping | None = None, seed: int = 0, model=None, exact_only: bool = False,
+         min_channels: int = 1, sensitivity=None) -> Plan:
     """Choose the removed indices of every prunable group: the lowest scores go.
 
     Parameters
@@ -117,6 +137,15 @@ def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1",
     ratio : float
         Fraction to remove from each prunable channel space (see :func:`ratio_for` for spaces that
         factor into several groups, and :func:`n_removed` for the rounding).
+    target : mapping, optional
+        A budget instead of a ratio (:mod:`graphprune.allocation`): ``{"mult_adds": "35.8G"}`` (the SR
+        papers' count at 720p for image-to-image models), ``{"params": "623K"}``, ``{"flops": ...}``
+        (fvcore's, at the example input) or ``{"latency_ms": 20, "device": "cpu", "input": [1, 3, 180, 320]}``
+        (measured, uniform allocation only). Exclusive with ``ratio``.
+    allocation : "uniform", "global" or "sensitivity"
+        With a target: one ratio for all groups (the papers' rule); channels removed where they cost
+        most per unit of importance across groups (importance from the criterion's scores); or the
+        same with the importance measured (``sensitivity``, from :func:`graphprune.sensitivity.sensitivity`).
     criterion : "l1", "l2", "random" or callable ``f(model, group) -> scores``
     round_to : int
         Keep a multiple of this many channels (hardware-friendly widths).
@@ -129,17 +158,77 @@ def plan(graph: ChannelGraph, ratio: float, *, criterion: str | Callable = "l1",
     exact_only : bool
         Prune only exact groups (``Group.exact``): none whose channels a statistic reads (LayerNorm,
         softmax, mean over channels), so that the pruned model is the dense one minus channels.
+    min_channels : int
+        With a global allocation, the fewest channels a group keeps.
+    sensitivity : Sensitivity, optional
+        The measurement ``allocation="sensitivity"`` spends the budget by.
     """
     model = model if model is not None else graph.model
-    warn_unmatched("ratios", ratios or {}, producer_names(graph))
+    counts = removed_counts(graph, ratio, target=target, allocation=allocation, criterion=criterion,
+                            round_to=round_to, ratios=ratios, seed=seed, model=model, exact_only=exact_only,
+                            min_channels=min_channels, sensitivity=sensitivity)
     removed: dict[int, list[int]] = {}
     for g in graph.prunable_groups:
-        if exact_only and not g.exact:
-            continue
-        n = n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
-        if n == 0:
-            continue
-        scores = group_scores(model, g, criterion, seed=seed)
-        order = np.argsort(scores, kind="stable")
-        removed[g.id] = sorted(int(i) for i in order[:n])
+        if counts.get(g.id, 0):
+            order = np.argsort(group_scores(model, g, criterion, seed=seed), kind="stable")
+            removed[g.id] = sorted(int(i) for i in order[:counts[g.id]])
     return Plan(graph, removed)
+
+
+def removed_counts(graph: ChannelGraph, ratio: float | None = None, *, target: Mapping | None = None,
+                   allocation: str = "uniform", criterion: str | Callable = "l1", round_to: int = 1,
+                   ratios: Mapping | None = None, seed: int = 0, model=None, exact_only: bool = False,
+                   min_channels: int = 1, sensitivity=None) -> dict[int, int]:
+    """How many channels each prunable group loses, ``{group id: n}``: :func:`plan` without the indices.
+
+    The regularizers (ASSL, SRP) take these counts too, so a budget's widths are the ones they select
+    and penalize. Arguments as :func:`plan`'s.
+    """
+    if (ratio is None) == (target is None):
+        raise ValueError("give plan() either a ratio or a target (a budget), not both" if target is not None
+                         else "give plan() a ratio, e.g. plan(graph, 0.5), or a target, e.g. target={'params': '600K'}")
+    model = model if model is not None else graph.model
+    warn_unmatched("ratios", ratios or {}, producer_names(graph))
+    groups = [g for g in graph.prunable_groups if not (exact_only and not g.exact)]
+    if target is None:
+        counts = _counts_at(groups, ratio, ratios, round_to)
+    else:
+        counts = _allocate(graph, groups, target, allocation, ratios, round_to, min_channels,
+                           lambda g: group_scores(model, g, criterion, seed=seed), model, sensitivity)
+    return {gid: n for gid, n in counts.items() if n}
+
+
+def _counts_at(groups, ratio: float, ratios, round_to: int) -> dict[int, int]:
+    return {g.id: n_removed(ratio_for(g, ratio, ratios), g.size, round_to) for g in groups}
+
+
+def _allocate(graph, groups, target, allocation, ratios, round_to, min_channels, scores, model,
+              sensitivity) -> dict[int, int]:
+    from .allocation import Budget, global_allocation, score_loss, uniform
+
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"unknown allocation {allocation!r}; expected one of {ALLOCATIONS}")
+    budget = Budget.of(graph, target, model)
+    if budget.measure == "latency_ms" and allocation != "uniform":
+        raise ValueError("a latency target is met by measuring: allocation must be 'uniform'")
+    if allocation == "uniform":
+        return uniform(groups, budget, lambda r: _counts_at(groups, r, ratios, round_to))
+    if ratios:
+        raise ValueError(f"per-group ratios fix widths that allocation {allocation!r} chooses; "
+                         "drop ratios= or use allocation='uniform'")
+    if allocation == "global":
+        losses = {g.id: score_loss(scores(g)) for g in groups}
+    else:
+        losses = _sensitivity_losses(groups, sensitivity)
+    return global_allocation(groups, budget, losses, round_to=round_to, min_channels=min_channels)
+
+
+def _sensitivity_losses(groups, sensitivity) -> dict:
+    if sensitivity is None:
+        raise ValueError("allocation='sensitivity' needs the measurement: "
+                         "plan(..., sensitivity=graphprune.sensitivity.sensitivity(model, data, scale=...))")
+    missing = [g.id for g in groups if g.id not in sensitivity.drops or sensitivity.sizes[g.id] != g.size]
+    if missing:
+        raise ValueError(f"the sensitivity was measured for other groups (group(s) {missing[:5]} missing or "
+                         "of another size): measure it again on this analysis")
+    return {g.id: sensitivity.loss(g.id) for g in groups}

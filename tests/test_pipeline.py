@@ -115,6 +115,8 @@ def test_report_tables_blocked_groups_and_reproducibility(tmp_path):
     assert len({line.count("|") for line in table}) == 1, "every row has the header's columns"
     assert "No evaluation sets (eval.sets is empty): sizes only." in md
     assert "## Blocked groups (never pruned) and why" in md and "the interface is never pruned" in md
+    stages = json.loads((tmp_path / "report.json").read_text())["stages"]
+    assert f"; total {sum(s['seconds'] for s in stages):.1f} s of stages." in md, "the time is the stages' sum, not 0"
     rep = json.loads((tmp_path / "report.json").read_text())["reproducibility"]
     assert rep["command"] == "python tools/compress.py --recipe recipes/demo_x4_srp.yaml" and rep["seed"] == 0
     assert {"graphprune", "git_commit", "torch", "device", "threads", "date", "train_files_sha256"} <= set(rep)

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from graphprune.plan import n_removed
@@ -74,7 +75,16 @@ def test_recipe_set_is_complete():
 def test_paper_recipes_settings(stem, width, kept):
     for s in (2, 3, 4):
         r = load_recipe(Path(RECIPES[0].parent, stem.format(s) + ".yaml"), check_files=False)
-        assert width - n_removed(r.prune.ratio, width) == kept
+        if r.prune.target is None:
+            assert width - n_removed(r.prune.ratio, width) == kept
+        else:  # the paper's size as a budget: the plan's widths must be the paper's
+            import graphprune as gp
+            from graphprune.compress.models import build_dense
+
+            dense = build_dense(r.model, r.seed, weights=False)
+            graph = gp.analyze(dense, torch.zeros(r.prune.example_input), ignore=r.prune.ignore)
+            counts = gp.removed_counts(graph, **r.prune.plan_arguments())
+            assert {width - n for n in counts.values()} == {kept} and len(counts) == len(graph.prunable_groups)
         assert r.scale == s and r.model.name.endswith(f"_x{s}") and r.rgb_range == 255
         assert (r.data.train.type, r.data.train.index_range, r.data.train.patch_size,
                 r.data.train.batch_size) == ("df2k", "1-3550", 48, 16)
@@ -122,8 +132,8 @@ def _put(value, *keys):
 
 CASES = [  # (id, edit of BASE or list of --set overrides, expected line)
     ("unknown key", _put("assl", "prune", "methd"),
-     "prune.methd: unknown key (did you mean 'method'?); valid keys: method, ratio, ratios, ignore, "
-     "round_to, criterion, exact_only, example_input, schedule, assl, srp"),
+     "prune.methd: unknown key (did you mean 'method'?); valid keys: method, ratio, ratios, target, "
+     "allocation, min_channels, sensitivity, ignore, round_to, criterion, exact_only, example_input, schedule, assl, srp"),
     ("unknown top-level BasicSR key", _put({"type": "EDSR"}, "network_g"),
      "network_g: unknown key (use model: {name: <sr_models name>, kwargs: {...}}); valid keys: name, "
      "scale, model, seed, rgb_range, output_dir, data, eval, prune, stages, train"),
@@ -190,11 +200,11 @@ CASES = [  # (id, edit of BASE or list of --set overrides, expected line)
     ("trainer key typo", _put(5, "train", "val_frq"),
      "train.val_frq: unknown key (did you mean 'val_freq'?); valid keys: loss, grad_clip, ema, log_every, "
      "val_every, save_every, keep_checkpoints, best_metric, best_mode, resume, deterministic, device, shuffle, "
-     "progress_bar"),
+     "progress_bar, amp, channels_last, compile"),
     ("trainer key owned by a stage", _put(100, "train", "total_iter"),
      "train.total_iter: unknown key (set by stages.<stage>.total_iter, not here); valid keys: loss, grad_clip, "
      "ema, log_every, val_every, save_every, keep_checkpoints, best_metric, best_mode, resume, deterministic, "
-     "device, shuffle, progress_bar"),
+     "device, shuffle, progress_bar, amp, channels_last, compile"),
     # the trainer's own schemas (TrainConfig, optimizers, schedulers), at the recipe's key paths
     ("scheduler argument", _put({"type": "StepLR"}, "stages", "finetune", "scheduler"),
      "stages.finetune.scheduler.step_size: missing required key; expected an integer (iterations between "
@@ -211,7 +221,8 @@ CASES = [  # (id, edit of BASE or list of --set overrides, expected line)
      "--set 'prune.ratio 0.5': expected KEY=VALUE with a dotted key, e.g. --set prune.ratio=0.5"),
     ("override of unknown key", ["prune.schedul.delta=1"],
      "prune.schedul: unknown key (did you mean 'schedule'?); valid keys: method, ratio, ratios, "
-     "ignore, round_to, criterion, exact_only, example_input, schedule, assl, srp [from --set prune.schedul.delta=1]"),
+     "target, allocation, min_channels, sensitivity, ignore, round_to, criterion, exact_only, example_input, "
+     "schedule, assl, srp [from --set prune.schedul.delta=1]"),
     ("override of a bad value", ["prune.ratio=2"],
      "prune.ratio: 2.0 is out of range; expected 0 <= ratio < 1 (fraction removed per group) "
      "[from --set prune.ratio=2]"),

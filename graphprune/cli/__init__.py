@@ -7,6 +7,7 @@
     graphprune export    --model runs/x/model.safetensors --out model.onnx
     graphprune flops     --model ledsr_f256r16_x4 --set n_feats=45
     graphprune visualize --model ledsr_f256r16_x4 --out groups.html
+    graphprune sensitivity --model runs/x/dense.safetensors --demo --out sens/
 
 Why one entry point with subcommands rather than one script per tool: one name on the user's PATH, one
 ``--help`` that lists everything, and every tool importing only what it needs (the subcommand's module
@@ -29,6 +30,7 @@ COMMANDS = {
     "export": ("graphprune.cli.export", "ONNX export, checked against the model in onnxruntime"),
     "flops": ("graphprune.cli.flops", "parameters, fvcore flops and the SR papers' Mult-Adds"),
     "visualize": ("graphprune.cli.visualize", "draw the channel groups (html, svg, png, dot, json)"),
+    "sensitivity": ("graphprune.cli.sensitivity", "each group's PSNR drop when pruned alone: measured, cached, plotted"),
 }
 
 

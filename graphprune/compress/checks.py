@@ -33,6 +33,7 @@ def _prune(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:
     for key in p.ratios:
         if isinstance(key, int) and key < 0 or key == "":
             problems.append(Problem(f"prune.ratios.{key}", "a key is a group id (integer >= 0) or a module-name glob"))
+    _target(r, problems)
     if p.method != "none" and not p.removes_something:
         problems.append(Problem("prune.ratio", f"{p.ratio} removes nothing; prune.method {p.method} needs "
                                                "0 < ratio < 1 (or a positive entry in prune.ratios)"))
@@ -41,6 +42,31 @@ def _prune(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:
     if p.method in REGULARIZERS and r.rgb_range == 1:
         warnings.append(Problem("rgb_range", "1 with the papers' penalty constants: they are relative to an L1 "
                                              "loss on 0..255, so the penalty is ~255x stronger here"))
+
+
+def _target(r: Recipe, problems: list[Problem]) -> None:
+    """A budget replaces the ratio; the allocations other than uniform need one."""
+    p, t = r.prune, r.prune.target
+    if t is None:
+        if p.allocation != "uniform":
+            problems.append(Problem("prune.allocation", f"{p.allocation} spreads a budget; give prune.target "
+                                    "(e.g. {mult_adds: 35.8G}) or use prune.ratio with allocation uniform"))
+        return
+    if len(t.measures) != 1:
+        problems.append(Problem("prune.target", f"names {', '.join(t.measures) or 'no measure'}; expected exactly one "
+                                "of mult_adds, params, flops, latency_ms (e.g. {params: 623K})"))
+    if p.ratio > 0:
+        problems.append(Problem("prune.ratio", f"{p.ratio} and prune.target both say how much to remove; "
+                                "keep one (set prune.ratio: 0 or remove prune.target)"))
+    if p.allocation != "uniform" and p.ratios:
+        problems.append(Problem("prune.ratios", f"per-group ratios fix widths that allocation {p.allocation} "
+                                "chooses; remove them or use allocation uniform"))
+    if t.latency_ms is not None and p.allocation != "uniform":
+        problems.append(Problem("prune.allocation", f"{p.allocation} with a latency target: latency is measured per "
+                                "candidate, so only allocation uniform searches it"))
+    if p.allocation == "sensitivity" and not (r.data.val or r.eval.sets):
+        problems.append(Problem("prune.allocation", "sensitivity measures PSNR on data.val (or eval.sets); "
+                                "add a set, e.g. data.val: [{type: demo}]"))
 
 
 def _stages(r: Recipe, problems: list[Problem], warnings: list[Problem]) -> None:

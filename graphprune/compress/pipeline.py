@@ -46,7 +46,7 @@ from ..channels import ChannelGraph, analyze
 from ..errors import one_line
 from ..files import atomic_write
 from ..globs import unmatched, unmatched_message
-from ..plan import Plan, plan as make_plan, producer_names
+from ..plan import Plan, plan as make_plan, producer_names, removed_counts
 from ..regularizers import REGULARIZERS
 from ..schema import plain
 from ..sr.evaluate import bicubic_scores, evaluate
@@ -93,6 +93,7 @@ class Pipeline:
         self.graph: ChannelGraph | None = None
         self.plan: Plan | None = None
         self.regularizer = None
+        self._measured = None  # the sensitivity, when the allocation needs it
         self.train_data, self.val_sets, self.eval_sets = None, {}, {}
         self.result: dict[str, Any] = {}
 
@@ -182,9 +183,14 @@ class Pipeline:
             raise PipelineError(f"prune.ratios: group id(s) {bad} do not exist; this model has groups 0-{max(ids)} "
                                 "(see --dry-run)")
 
-    def _build_datasets(self) -> None:
+    def _build_datasets(self, *, val_only: bool = False) -> None:
+        """Every dataset (``val_only``: the first validation or evaluation set, for a dry run's sensitivity)."""
         r = self.recipe
         try:
+            if val_only:
+                spec = (r.data.val or r.eval.sets)[0]
+                self.val_sets = {spec.label: spec.build(r.scale, train=False, rgb_range=float(r.rgb_range))}
+                return
             if r.data.train is not None:
                 self.train_data = r.data.train.build_train(r.scale, float(r.rgb_range), r.seed)
             self.val_sets = {s.label: s.build(r.scale, train=False, rgb_range=float(r.rgb_range)) for s in r.data.val}
@@ -338,21 +344,50 @@ class Pipeline:
 
     # ------------------------------------------------------------------ helpers of the stages
     def _regularizer(self, graph: ChannelGraph):
-        """The recipe's ASSL/SRP hook: schedule, ratio, overrides and method options as given."""
+        """The recipe's ASSL/SRP hook: schedule, ratio (or a budget's allocated counts), method options."""
         p = self.recipe.prune
-        return REGULARIZERS[self.method](graph, p.ratio, schedule=p.schedule, ratios=p.ratios or None,
-                                         round_to=p.round_to, exact_only=p.exact_only, seed=self.recipe.seed,
-                                         **p.options)
+        how = ({"counts": removed_counts(graph, **self._plan_arguments(graph))} if p.target is not None else
+               {"ratio": p.ratio, "ratios": p.ratios or None, "round_to": p.round_to, "exact_only": p.exact_only})
+        return REGULARIZERS[self.method](graph, schedule=p.schedule, seed=self.recipe.seed, **how, **p.options)
+
+    def _plan_arguments(self, graph: ChannelGraph) -> dict:
+        """:func:`~graphprune.plan.plan`'s arguments from the recipe (the sensitivity measured if needed)."""
+        p = self.recipe.prune
+        args = {**p.plan_arguments(), "criterion": p.criterion, "seed": self.recipe.seed}
+        if p.target is not None and p.allocation == "sensitivity":
+            self._measured = self._measured or self._sensitivity(graph)  # the dense model's, once
+            args["sensitivity"] = self._measured
+        return args
+
+    def _sensitivity(self, graph: ChannelGraph):
+        """Each group's PSNR drop on the first validation (else evaluation) set, cached in the run folder."""
+        from ..sensitivity import sensitivity
+
+        r, opts = self.recipe, self.recipe.prune.sensitivity
+        if not (self.val_sets or self.eval_sets):  # a dry run builds only this set
+            self._build_datasets(val_only=True)
+        name, data = next(iter({**self.val_sets, **self.eval_sets}.items()))
+        if not self.out.is_dir() and r.model.checkpoint is None and r.stage_iters("pretrain"):
+            self._say("note: a dry run measures the sensitivity of the untrained model; the run measures it "
+                      "after pretraining")
+        cache = self.out / "sensitivity.json"
+        self._say(f"== sensitivity: {len(graph.prunable_groups)} groups x {len(opts.ratios)} ratios on "
+                  f"{min(len(data), opts.max_images)} image(s) of {name}" + (" (cached)" if cache.is_file() else ""))
+        s = sensitivity(self.dense, data, "psnr", graph=graph, scale=r.scale, rgb_range=float(r.rgb_range),
+                        ratios=opts.ratios, criterion=r.prune.criterion, max_images=opts.max_images,
+                        cache=cache if is_main_process() and self.out.is_dir() else None,
+                        progress=is_main_process())
+        if is_main_process() and self.out.is_dir():
+            s.plot(self.out / "sensitivity.png", title=f"{r.model.name}: PSNR drop per group ({name})")
+        return s
 
     def _rewrite(self) -> nn.Module:
         """The pruned model and ``self.plan``: from the regularizer's choice, or a one-shot plan."""
-        p = self.recipe.prune
         if self.regularizer is not None:
             pruned, self.plan = self.regularizer.finalize(self.dense.cpu())
             return pruned
         self.graph = self._analyze(self.dense)
-        self.plan = make_plan(self.graph, p.ratio, criterion=p.criterion, ratios=p.ratios or None,
-                              round_to=p.round_to, seed=self.recipe.seed, exact_only=p.exact_only)
+        self.plan = make_plan(self.graph, **self._plan_arguments(self.graph))
         pruned = apply(self.dense, self.plan)
         if self.method == "scratch":
             torch.manual_seed(self.recipe.seed)
@@ -433,12 +468,32 @@ class Pipeline:
               f"({time.perf_counter() - t0:.2f} s)\n{graph.summary()}")
         return graph
 
+    def _budget_lines(self, graph: ChannelGraph, plan: Plan) -> str:
+        """Per group the width the allocation chose, then the budget reached and its distance from the target."""
+        from ..allocation import Budget, short_amount
+
+        p = self.recipe.prune
+        budget = Budget.of(graph, p.target.as_plan_target(), self.dense)
+        measure, amount = budget.measure, budget.target
+        kept = {g.id: plan.kept(g.id) for g in graph.prunable_groups}
+        reached = budget(kept)
+        rows = [f"  group {g.id:>3} {(g.modules('out') or ['?'])[0]:<40} {g.size:>5} -> {kept[g.id]}"
+                for g in graph.prunable_groups if kept[g.id] != g.size]
+        same = len(graph.prunable_groups) - len(rows)
+        return "\n".join([f"plan ({p.allocation} allocation of {measure} {short_amount(amount)}): "
+                          f"{len(rows)} group(s) pruned" + (f", {same} kept whole" if same else ""), *rows,
+                          f"budget: {measure} {short_amount(reached)} reached for a target of {short_amount(amount)} "
+                          f"({100 * (reached - amount) / amount:+.2f} %)"])
+
     def _dry_plan(self, graph: ChannelGraph) -> dict:
         """The plan's widths, the regularization's length, and the pruned model's sizes."""
         p = self.recipe.prune
-        plan = make_plan(graph, p.ratio, ratios=p.ratios or None, round_to=p.round_to, exact_only=p.exact_only)
-        kept = sorted({(g.size, plan.kept(g.id)) for g in graph.prunable_groups})
-        print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
+        plan = make_plan(graph, **self._plan_arguments(graph))
+        if p.target is None:
+            kept = sorted({(g.size, plan.kept(g.id)) for g in graph.prunable_groups})
+            print("plan: " + ", ".join(f"{n} -> {k}" for n, k in kept) + " channels per group")
+        else:
+            print(self._budget_lines(graph, plan))
         if self.method in REGULARIZERS:
             reg = self._regularizer(graph)
             print(f"{self.method.upper()} regularization: {reg.total_iters():,} iterations; "

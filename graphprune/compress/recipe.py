@@ -26,6 +26,9 @@ Schema (defaults after ``=``; ``!`` = required)::
     eval:    sets: [{type! (benchmark|demo|folder|div2k), root, name, hr_dir, lr_dir, index_range}]
              metrics=[psnr, ssim]  crop_border=null  test_y_channel=true  tile=null|{size, overlap}
     prune:   method=none (assl|srp|l1|scratch|none)  ratio=0.0  ratios={}  ignore=[]  round_to=1
+             target=null|{mult_adds|params|flops: 35.8G | latency_ms: 20, device=cpu, input=null}
+             allocation=uniform (uniform|global|sensitivity)  min_channels=1
+             sensitivity: {ratios=[0.25, 0.5, 0.75], max_images=5}
              criterion=l1  example_input=[1, 3, 48, 48]
              schedule: {delta=1e-4, every=20, ceiling=0.5, stabilize=43150}
              assl: {ssa_iters=17260, ssa_weight=1.0, coupled_selection=first}
@@ -53,7 +56,7 @@ from .models import ModelSpec
 from .overrides import apply_overrides, read_yaml, tag_override
 
 __all__ = [
-    "RecipeError", "Recipe", "DataSpec", "EvalSpec", "Tile", "PruneSpec", "ASSLOptions", "SRPOptions",
+    "RecipeError", "Recipe", "DataSpec", "EvalSpec", "Tile", "PruneSpec", "Target", "SensitivityOptions", "ASSLOptions", "SRPOptions",
     "Stage", "Stages", "load_recipe", "dump_recipe", "recipe_differences", "METHODS", "STAGES",
     "TRAIN_STAGES", "TRAINER_KEYS", "DEFAULT_EXAMPLE_INPUT", "shipped_recipe", "recipes_dir",
 ]
@@ -113,11 +116,60 @@ def _example_input_problems(shape: tuple[int, ...]) -> list[str]:
                                   f"small input such as {list(DEFAULT_EXAMPLE_INPUT)} is enough (at most 2^24 values)"]
 
 
+def _amount_problems(value) -> list[str]:
+    from ..allocation import parse_amount
+
+    try:
+        return [] if value is None or parse_amount(value) > 0 else [f"{value!r} is not positive"]
+    except ValueError as e:
+        return [str(e)]
+
+
+@dataclass(kw_only=True)
+class Target(Schema):
+    """A budget (:mod:`graphprune.allocation`): exactly one of the measures, amounts with K/M/G units."""
+
+    mult_adds: Optional[Union[float, str]] = field(None, doc="SR Mult-Adds at a 1280x720 output, e.g. 35.8G",
+                                                   check=_amount_problems)
+    params: Optional[Union[float, str]] = field(None, doc="parameters, e.g. 623K", check=_amount_problems)
+    flops: Optional[Union[float, str]] = field(None, doc="fvcore flops at prune.example_input, e.g. 2G",
+                                               check=_amount_problems)
+    latency_ms: Optional[float] = field(None, doc="measured milliseconds per forward", gt=0)
+    device: str = field("cpu", doc="where a latency target is timed")
+    input: Optional[tuple[int, int, int, int]] = field(None, doc="[N, C, H, W] a latency target is timed at "
+                                                                 "(default prune.example_input)", ge=1)
+
+    @property
+    def measures(self) -> list[str]:
+        return [k for k in ("mult_adds", "params", "flops", "latency_ms") if getattr(self, k) is not None]
+
+    def as_plan_target(self) -> dict:
+        """The mapping :func:`graphprune.plan.plan` takes as ``target``."""
+        (measure,) = self.measures
+        out = {measure: getattr(self, measure)}
+        if measure == "latency_ms":
+            out["device"] = self.device
+            if self.input is not None:
+                out["input"] = list(self.input)
+        return out
+
+
+@dataclass(kw_only=True)
+class SensitivityOptions(Schema):
+    ratios: list[float] = field([0.25, 0.5, 0.75], doc="each group alone pruned at these ratios", gt=0, lt=1)
+    max_images: int = field(5, doc="images of the first data.val (or eval) set it is measured on", ge=1)
+
+
 @dataclass(kw_only=True)
 class PruneSpec(Schema):
     method: Literal["assl", "srp", "l1", "scratch", "none"] = "none"
     ratio: float = field(0.0, doc="fraction removed per group", ge=0, lt=1)
     ratios: dict[Union[int, str], float] = field({}, doc="group id or module glob -> ratio", ge=0, lt=1)
+    target: Optional[Target] = field(None, doc="a budget instead of a ratio, e.g. {mult_adds: 35.8G}")
+    allocation: Literal["uniform", "global", "sensitivity"] = field(
+        "uniform", doc="how a target's channels are spread: one ratio, by importance per cost, by measured PSNR")
+    min_channels: int = field(1, doc="fewest channels a group keeps under a global allocation", ge=1)
+    sensitivity: SensitivityOptions = field(default_factory=SensitivityOptions)
     ignore: list[str] = field([], doc="module-name globs whose outputs are never pruned")
     round_to: int = field(1, doc="kept channels are a multiple of it", ge=1)
     criterion: Literal["l1", "l2", "random"] = "l1"
@@ -136,7 +188,13 @@ class PruneSpec(Schema):
 
     @property
     def removes_something(self) -> bool:
-        return self.ratio > 0 or any(v > 0 for v in self.ratios.values())
+        return self.ratio > 0 or self.target is not None or any(v > 0 for v in self.ratios.values())
+
+    def plan_arguments(self) -> dict:
+        """``ratio=`` or ``target=``/``allocation=`` and the rest, as :func:`graphprune.plan.plan` takes them."""
+        how = ({"target": self.target.as_plan_target(), "allocation": self.allocation,
+                "min_channels": self.min_channels} if self.target is not None else {"ratio": self.ratio})
+        return {**how, "ratios": self.ratios or None, "round_to": self.round_to, "exact_only": self.exact_only}
 
 
 @dataclass(kw_only=True)

@@ -114,14 +114,28 @@ def _reproducibility(result: dict) -> list[str]:
     return ["", "## Reproducibility", "", *(f"- {k}: `{v}`" for k, v in rep.items())]
 
 
+def _how_much(prune: dict) -> str:
+    """``, ratio 0.5`` or ``, target params 623K (global allocation)``."""
+    target = {k: v for k, v in (prune.get("target") or {}).items() if v is not None and k not in ("device", "input")}
+    if not target:
+        return f", ratio {prune.get('ratio')}"
+    (measure, amount), = target.items()
+    return f", target {measure} {amount} ({prune.get('allocation', 'uniform')} allocation)"
+
+
+def _total_seconds(result: dict) -> float:
+    """The stages' seconds summed: known when the report is written (in the last stage), and across resumes."""
+    return sum(s["seconds"] for s in result.get("stages", []))
+
+
 def markdown(result: dict, pictures: dict[str, str]) -> str:
     """The human report."""
     r = result["recipe"]
     prune = r.get("prune") or {}
     model = r["model"].get("name") or f"spandrel checkpoint {r['model'].get('spandrel')}"
     head = (f"Model `{model}` x{r['scale']}, method **{prune.get('method', 'none')}**"
-            + (f", ratio {prune.get('ratio')}" if prune.get("method", "none") != "none" else "")
-            + f", seed {r.get('seed', 0)}; total {result.get('seconds', 0)} s.")
+            + (_how_much(prune) if prune.get("method", "none") != "none" else "")
+            + f", seed {r.get('seed', 0)}; total {_total_seconds(result):.1f} s of stages.")
     lines = [f"# {r.get('name', 'compress')} — report", "", head, "", *_sizes(result)]
     lines += ["", "## Stages", "", *_table(["stage", "iterations", "seconds"],
                                            [[s["name"], str(s["iterations"]), str(s["seconds"])]

@@ -48,14 +48,15 @@ def ssa_loss(scales: list[torch.Tensor], n_remove: int) -> torch.Tensor:
 class ASSL(GrowingPenaltyRegularizer):
     name = "assl"
 
-    def __init__(self, graph: ChannelGraph, ratio: float, *, schedule: PenaltySchedule | None = None,
+    def __init__(self, graph: ChannelGraph, ratio: float | None = None, *, schedule: PenaltySchedule | None = None,
                  ssa_iters: int = 17260, ssa_weight: float = 1.0, coupled_selection: str = "first",
-                 ratios=None, round_to: int = 1, seed: int = 0, exact_only: bool = False):
+                 ratios=None, round_to: int = 1, seed: int = 0, exact_only: bool = False,
+                 counts=None):
         self.ssa_iters = int(ssa_iters)
         self.ssa_weight = float(ssa_weight)
         self._ssa_cache: dict | None = None
         super().__init__(graph, ratio, schedule=schedule, ratios=ratios, round_to=round_to,
-                         coupled_selection=coupled_selection, seed=seed, exact_only=exact_only)
+                         coupled_selection=coupled_selection, seed=seed, exact_only=exact_only, counts=counts)
         if not self.coupled:
             self.ssa_iters = 0
             self.start = {g.id: 0 for g in self.groups}

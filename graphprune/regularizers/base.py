@@ -14,7 +14,7 @@ and the plan. Everything needed to continue exactly is in :meth:`state_dict`.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -38,17 +38,23 @@ class GrowingPenaltyRegularizer(HookBase):
 
     name = "regularizer"
 
-    def __init__(self, graph: ChannelGraph, ratio: float, *, schedule: PenaltySchedule | None = None,
+    def __init__(self, graph: ChannelGraph, ratio: float | None, *, schedule: PenaltySchedule | None = None,
                  ratios=None, round_to: int = 1, coupled_selection: str = "first", seed: int = 0,
-                 exact_only: bool = False):
+                 exact_only: bool = False, counts: Mapping[int, int] | None = None):
         if coupled_selection not in COUPLED_SELECTIONS:
             raise ValueError(f"coupled_selection must be one of {COUPLED_SELECTIONS}, got {coupled_selection!r}")
         self.graph = graph
         self.schedule = schedule or PenaltySchedule()
         self.coupled_selection = coupled_selection
         self.seed = seed
-        self.n_remove = {g.id: 0 if exact_only and not g.exact else n_removed(ratio_for(g, ratio, ratios), g.size, round_to)
-                         for g in graph.prunable_groups}
+        if (ratio is None) == (counts is None):
+            raise ValueError("give the regularizer a ratio or the counts of a budget's allocation "
+                             "(graphprune.plan.removed_counts), not both")
+        if counts is not None:  # a budget's widths: selected and penalized as allocated
+            self.n_remove = {g.id: int(counts.get(g.id, 0)) for g in graph.prunable_groups}
+        else:
+            self.n_remove = {g.id: 0 if exact_only and not g.exact else
+                             n_removed(ratio_for(g, ratio, ratios), g.size, round_to) for g in graph.prunable_groups}
         self.groups = [g for g in graph.prunable_groups if self.n_remove[g.id] > 0]
         self._module_order = {name: i for i, (name, _) in enumerate(graph.model.named_modules())}
         self.coupled = {g.id for g in self.groups if len(self._weight_producers(g)) >= 2}

@@ -21,8 +21,8 @@ __all__ = ["SRP"]
 class SRP(GrowingPenaltyRegularizer):
     name = "srp"
 
-    def __init__(self, graph: ChannelGraph, ratio: float, *, schedule: PenaltySchedule | None = None,
+    def __init__(self, graph: ChannelGraph, ratio: float | None = None, *, schedule: PenaltySchedule | None = None,
                  coupled_selection: str = "random", ratios=None, round_to: int = 1, seed: int = 0,
-                 exact_only: bool = False):
+                 exact_only: bool = False, counts=None):
         super().__init__(graph, ratio, schedule=schedule, ratios=ratios, round_to=round_to,
-                         coupled_selection=coupled_selection, seed=seed, exact_only=exact_only)
+                         coupled_selection=coupled_selection, seed=seed, exact_only=exact_only, counts=counts)
