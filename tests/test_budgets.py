@@ -19,6 +19,7 @@ import sr_models
 from graphprune.allocation import Budget, global_allocation, parse_amount, score_loss
 from graphprune.budget import CostModel
 from graphprune.plan import removed_counts
+from graphprune.sensitivity import Sensitivity
 
 
 def _params(m: nn.Module) -> int:
@@ -274,3 +275,32 @@ def test_paper_recipe_budget_and_ratio_forms_give_one_plan():
     g = gp.analyze(m, torch.zeros(budget.example_input), ignore=budget.ignore)
     assert removed_counts(g, **budget.plan_arguments()) == removed_counts(g, **ratio.plan_arguments())
     assert set(removed_counts(g, **budget.plan_arguments()).values()) == {211}
+
+
+@pytest.mark.parametrize("method,allocation", [("assl", "sensitivity"), ("l1", "global")])
+def test_pipeline_spends_a_budget(tmp_path, method, allocation):
+    """A recipe with a target runs end to end: the allocation's widths are the pruned model's (within 10 % of
+    the target: three groups of 8 channels are coarse steps);
+    the sensitivity is measured after pretraining into the run folder (JSON and plot)."""
+    import json
+
+    from graphprune.compress.pipeline import Pipeline
+    from graphprune.compress.recipe import load_recipe
+
+    from test_pipeline import TINY
+
+    extra = ["prune.assl.ssa_iters=2"] if method == "assl" else ["prune.method=l1", "stages.regularize=null"]
+    r = load_recipe("recipes/demo_x4_assl.yaml", TINY + extra + [
+        "prune.ratio=0", "prune.target={params: 3.5K}", f"prune.allocation={allocation}",
+        "prune.sensitivity.max_images=1", "prune.sensitivity.ratios=[0.5]", "prune.schedule.delta=25"])
+    Pipeline(r, tmp_path).run()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert abs(report["pruned"]["params"] - 3500) / 3500 < 0.1
+    dense = gp.load(tmp_path / "dense.safetensors")  # the model the allocation saw (after pretraining)
+    g = gp.analyze(dense, torch.zeros(r.prune.example_input), ignore=r.prune.ignore)
+    sens = Sensitivity.load(tmp_path / "sensitivity.json") if allocation == "sensitivity" else None
+    counts = removed_counts(g, **r.prune.plan_arguments(), sensitivity=sens)
+    assert {grp["id"]: grp["size"] - grp["kept"] for grp in report["groups"] if grp["kept"] < grp["size"]} == counts
+    assert "target params 3.5K (%s allocation)" % allocation in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "sensitivity.json").is_file() == (allocation == "sensitivity")
+    assert (tmp_path / "sensitivity.png").is_file() == (allocation == "sensitivity")
