@@ -123,6 +123,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--amp", default="none")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", default=None)
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--die-in-save", type=int, default=0)
     p.add_argument("--no-resume", action="store_true")
@@ -153,7 +156,8 @@ def _run(a: argparse.Namespace) -> dict:
                                                 "gamma": 0.5},
                       seed=a.seed, num_workers=a.workers, log_every=a.log_every,
                       save_every=a.save_every, val_every=a.val_every, ema=a.ema,
-                      resume=not a.no_resume, deterministic=True, progress_bar=False)
+                      resume=not a.no_resume, deterministic=True, progress_bar=False,
+                      amp=a.amp, channels_last=a.channels_last, device=a.device)
     record = _Record(a.sleep, Path(a.out) / "started")
     trainer = Trainer(model, SyntheticSR(a.samples, seed=a.seed), cfg, hooks=[record],
                       val_data=SyntheticSR(4, seed=99, train=False))

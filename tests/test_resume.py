@@ -27,10 +27,21 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    result = helper.run(["--out", str(out), *ARGS])
-    return result, _iters_logged(out)
+def references(tmp_path_factory):
+    """``references(*extra)``: the uninterrupted run with ``ARGS + extra`` (computed once per extra)."""
+    done = {}
+
+    def get(*extra: str):
+        if extra not in done:
+            out = tmp_path_factory.mktemp("reference")
+            done[extra] = helper.run(["--out", str(out), *ARGS, *extra]), _iters_logged(out)
+        return done[extra]
+    return get
+
+
+@pytest.fixture(scope="module")
+def reference(references):
+    return references()
 
 
 def _iters_logged(out: Path) -> list[int]:
@@ -42,9 +53,9 @@ def _start(out: Path, *extra: str) -> subprocess.Popen:
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _finish(out: Path) -> dict:
+def _finish(out: Path, *extra: str) -> dict:
     """Resume to the end in a fresh process and return its final state."""
-    p = _start(out)
+    p = _start(out, *extra)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     return torch.load(out / "final_rank0.pt", weights_only=True)
@@ -75,6 +86,17 @@ def test_kill_after_first_checkpoint_then_resume(tmp_path, reference):
     assert _iters_logged(tmp_path) == reference[1]  # logs truncated to the checkpoint: no duplicates
 
 
+@pytest.mark.parametrize("extra", [("--workers", "2"), ("--amp", "bf16", "--channels-last")],
+                         ids=["workers", "bf16-channels-last"])
+def test_kill_after_first_checkpoint_then_resume_with_speed_settings(tmp_path, references, extra):
+    """Two data workers (batches seeded per batch, not per worker) and bf16 + channels-last resume exactly."""
+    p = _start(tmp_path, "--sleep", "0.05", *extra)
+    _wait_for(lambda: list_checkpoints(tmp_path / "checkpoints"), p)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    _assert_bitwise_equal(_finish(tmp_path, *extra), references(*extra)[0])
+
+
 def test_kill_in_the_middle_of_a_checkpoint_write(tmp_path, reference):
     p = _start(tmp_path, "--die-in-save", "3")  # the 3rd write (iteration 12) is torn half-way
     p.wait(timeout=120)
@@ -85,12 +107,13 @@ def test_kill_in_the_middle_of_a_checkpoint_write(tmp_path, reference):
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))
 
 
-def test_killed_repeatedly_at_random_moments(tmp_path, reference):
+@pytest.mark.parametrize("extra", [(), ("--amp", "bf16")], ids=["fp32", "bf16"])
+def test_killed_repeatedly_at_random_moments(tmp_path, references, extra):
     """Up to three SIGKILLs at uniformly random times during training, then run to the end."""
     seed = int(os.environ.get("GP_KILL_SEED", time.time_ns() % 10_000))
     rng, seed_note = random.Random(seed), f"(kill times drawn with GP_KILL_SEED={seed})"
     for _ in range(3):
-        p = _start(tmp_path, "--sleep", "0.02")
+        p = _start(tmp_path, "--sleep", "0.02", *extra)
         started = tmp_path / "started"
         started.unlink(missing_ok=True)
         _wait_for(started.exists, p)
@@ -99,9 +122,9 @@ def test_killed_repeatedly_at_random_moments(tmp_path, reference):
             break
         p.send_signal(signal.SIGKILL)
         p.wait()
-    final = _finish(tmp_path)
+    final = _finish(tmp_path, *extra)
     try:
-        _assert_bitwise_equal(final, reference[0])
+        _assert_bitwise_equal(final, references(*extra)[0])
     except AssertionError as e:
         raise AssertionError(f"{e} {seed_note}") from None
 

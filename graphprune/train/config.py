@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..schema import ConfigError, Problem, Schema, field, load, plain
+from .execution import compile_problems
 from .optim import Adam, Optimizer
 from .schedules import ConstantLR, Scheduler
 
@@ -70,6 +71,10 @@ class TrainConfig(Schema):
     iteration always evaluates, logs and saves. ``resume``: True = newest good checkpoint in
     ``out_dir/checkpoints`` (fresh start if none), a path = that checkpoint, False = never.
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` (needed for bitwise resume on GPU).
+    Speed (none changes what a run means; see :mod:`.precision`, :mod:`.execution`): ``amp`` autocasts
+    forward and loss to bf16 or fp16 (fp16 with a GradScaler; ``auto``: bf16 only where the hardware
+    has it, fp32 elsewhere), ``channels_last`` runs model and batches in NHWC, ``compile`` is
+    ``torch.compile`` of the step's model (true, false or a mode).
     """
 
     ALIASES: ClassVar[dict[str, str]] = CONFIG_ALIASES
@@ -98,6 +103,10 @@ class TrainConfig(Schema):
     device: Optional[str] = None
     shuffle: bool = True
     progress_bar: Optional[bool] = None
+    amp: Literal["none", "bf16", "fp16", "auto"] = field("none", doc="mixed precision of forward and loss; "
+                                                         "auto: bf16 where the device has it natively")
+    channels_last: bool = False
+    compile: Union[bool, str] = field(False, doc="torch.compile of the model", check=compile_problems)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

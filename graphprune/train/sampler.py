@@ -10,15 +10,76 @@ Sharding matches ``DistributedSampler(drop_last=True)``: the permutation is cut 
 world size and rank ``r`` takes ``perm[r::world]``. Rank ``r``'s batch ``j`` then holds samples
 ``perm[j*B*W : (j+1)*B*W]`` at positions ``r, r+W, ...``, so the union over ranks of batch ``j`` is
 exactly batch ``j`` of a single process with batch ``B*W`` (what the DDP test relies on).
+
+Seeds per batch, not per worker. A dataset that draws from the *global* RNGs (``torch.rand``,
+``np.random``, ``random`` in ``__getitem__``) would get, from DataLoader, one seed per worker:
+its batches would then depend on how many workers there are and, after a mid-epoch resume, on
+which worker gets which batch (the round robin restarts at the resumed batch). So each batch is
+loaded under its own seed, :func:`batch_seed` of ``(seed, epoch, batch, rank)``, with the
+process's RNG states put back afterwards: batch ``j`` is the same with 0, 1 or 8 workers, resumed
+or not, and loading in the main process (``num_workers=0``) leaves the training RNG untouched.
+
+>>> batch_seed(0, 1, 2) == batch_seed(0, 1, 2) != batch_seed(0, 1, 3)
+True
 """
 from __future__ import annotations
 
+import contextlib
+import random
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["ResumableBatchSampler", "BatchStream"]
+__all__ = ["ResumableBatchSampler", "BatchStream", "BatchIndices", "batch_seed", "seeded_rng"]
+
+
+def batch_seed(seed: int, epoch: int, batch: int, rank: int = 0) -> int:
+    """A 64-bit seed for batch ``batch`` of ``epoch`` on ``rank`` (numpy's SeedSequence mixing)."""
+    lo, hi = np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(2, np.uint32)
+    return int(lo) | int(hi) << 32
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU, numpy's and python's global RNGs seeded; restore them after."""
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    torch.default_generator.manual_seed(seed)  # CPU only: a CUDA generator is the training's
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
+class BatchIndices(list):
+    """One batch's sample indices with the ``seed`` it is loaded under (DataLoader passes lists on)."""
+
+    def __init__(self, indices: list[int], seed: int):
+        super().__init__(indices)
+        self.seed = seed
+
+
+class _SeededBatches(Dataset):
+    """``dataset``, loading each :class:`BatchIndices` under its seed (DataLoader calls ``__getitems__``)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[index]
+
+    def __getitems__(self, batch: BatchIndices) -> list:
+        many = getattr(self.dataset, "__getitems__", None)
+        with seeded_rng(batch.seed):
+            return many(list(batch)) if many else [self.dataset[i] for i in batch]
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
@@ -63,10 +124,10 @@ class ResumableBatchSampler(Sampler[list[int]]):
         usable = (self.num_samples // self.world_size) * self.world_size
         return perm[:usable][self.rank::self.world_size]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[BatchIndices]:
         idx, b = self.epoch_indices(), self.batch_size
         for j in range(self.start_batch, len(self)):
-            yield idx[j * b:(j + 1) * b]
+            yield BatchIndices(idx[j * b:(j + 1) * b], batch_seed(self.seed, self.epoch, j, self.rank))
 
 
 class BatchStream:
@@ -121,6 +182,6 @@ class BatchStream:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self.epoch)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)
-        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
+        loader = DataLoader(_SeededBatches(self.dataset), batch_sampler=self.sampler, num_workers=self.num_workers,
                             pin_memory=self.pin_memory, generator=g)
         return iter(loader)

@@ -49,9 +49,12 @@ from . import checkpoint as ckpt
 from .distributed import (all_gather_object, barrier, broadcast_object, default_device, get_rank,
                           get_world_size, is_main_process, unwrap, wrap_ddp)
 from .config import TrainConfig, TrainConfigError, build_loss
+from .execution import compiler_problem, place, step_callable, to_batch
 from .hooks import HOOK_METHODS, CheckpointHook, EMAHook, EvalHook, HookBase, LoggerHook
 from .interrupt import StopRequest, TrainingInterrupted
 from .optim import build_optimizer
+from .precision import MixedPrecision
+from .prefetch import DevicePrefetcher
 from .sampler import BatchStream
 
 __all__ = [
@@ -103,7 +106,9 @@ class Trainer:
     ``eval_fn(model) -> dict`` runs every ``cfg.val_every`` iterations (default: simple PSNR on
     ``val_data``). Attributes hooks use: ``iter`` (0-based index of the running step), ``start_iter``,
     ``model`` (maybe DDP-wrapped), ``module`` (unwrapped), ``optimizer``, ``loss`` (main loss of the
-    step, detached), ``scalars`` (put values to log), ``metrics`` / ``evaluated_now``, ``data``.
+    step, detached), ``scalars`` (put values to log), ``metrics`` / ``evaluated_now``, ``data``,
+    ``forward_fn`` (what the step calls: ``model`` or its ``torch.compile``), ``precision``
+    (:class:`~graphprune.train.precision.MixedPrecision`).
 
     Construction seeds python, numpy and torch with ``cfg.seed + rank`` (build the model before,
     with your own seed, if its initialization matters) and moves the model to the device.
@@ -115,7 +120,9 @@ class Trainer:
         self.device = torch.device(self.cfg.device) if self.cfg.device else default_device()
         self.rank, self.world_size = get_rank(), get_world_size()
         self._set_determinism()
-        self.model = wrap_ddp(model.to(self.device), self.device)
+        self._check_compiler()
+        self.precision = MixedPrecision(self.cfg.amp, self.device)
+        self.model = self._place(model)
         self.optimizer = build_optimizer(self.module.parameters(), self.cfg.optimizer)
         self.lr_at = self.cfg.scheduler.lr_at(self.cfg.optimizer.lr, self.cfg.total_iters)
         self.loss_fn = build_loss(self.cfg.loss)
@@ -123,6 +130,8 @@ class Trainer:
         self.data = BatchStream(train_data, self.cfg.batch_size, seed=self.cfg.seed,
                                 shuffle=self.cfg.shuffle, rank=self.rank, world_size=self.world_size,
                                 num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda")
+        if self.device.type == "cuda":  # host-to-device copies overlap the previous step
+            self.data = DevicePrefetcher(self.data, self.device)
         self.iter = self.start_iter = 0
         self.loss = torch.zeros(())
         self.scalars: dict[str, float] = {}
@@ -138,6 +147,17 @@ class Trainer:
         if self.cfg.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
+
+    def _check_compiler(self) -> None:
+        problem = compiler_problem(self.device) if self.cfg.compile else None
+        if problem:
+            raise TrainConfigError("the training config cannot run here", [Problem("compile", problem)])
+
+    def _place(self, model: nn.Module) -> nn.Module:
+        """``model`` on the device (NHWC if configured), DDP-wrapped; ``forward_fn`` compiled from it."""
+        wrapped = wrap_ddp(place(model, self.device, self.cfg.channels_last), self.device)
+        self.forward_fn = step_callable(wrapped, self.cfg.compile)
+        return wrapped
 
     def _builtin_hooks(self, val_data, eval_fn) -> list[HookBase]:
         c, out = self.cfg, []
@@ -212,19 +232,21 @@ class Trainer:
         self._set_lr(self.iter)
         batch = next(self.data)
         lr, hr = self._inputs(batch)
-        output = self.model(lr)
-        loss = self.loss_fn(output, hr)
+        with self.precision.autocast():  # forward and loss only; the output reaches losses in fp32
+            output = self.precision.output(self.forward_fn(lr))
+            loss = self.loss_fn(output, hr)
         total = loss
-        for extra in self._active["extra_loss"]:
+        for extra in self._active["extra_loss"]:  # outside autocast: regularizer terms stay fp32
             term = extra(batch, output)
             total = total if term is None else total + term
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        self.precision.backward(total)
+        self.precision.unscale(self.optimizer)  # fp16: hooks and clipping see true gradients
         self._call("after_backward")
         if self.cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.grad_clip)
         self._call("before_optimizer_step")
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         self._call("after_optimizer_step")
         self.loss = loss.detach()
         self._call("after_step")
@@ -239,8 +261,8 @@ class Trainer:
             g["lr"] = lr
 
     def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        lr = batch["lr"].to(self.device, non_blocking=True)
-        hr = batch["hr"].to(self.device, non_blocking=True)
+        lr = to_batch(batch["lr"], self.device, self.cfg.channels_last)
+        hr = to_batch(batch["hr"], self.device, self.cfg.channels_last)
         if not self._range_checked:
             self._check_range(hr)
         return lr, hr
@@ -265,10 +287,11 @@ class Trainer:
         """Swap in a new model (e.g. physically pruned), re-wrap DDP and rebuild the optimizer.
 
         The learning rate stays on schedule (it is a function of the iteration); optimizer moments
-        restart from zero because they belong to the old parameter shapes. Call it on every rank
-        with identical models. Hooks are told through ``after_model_replaced``.
+        restart from zero because they belong to the old parameter shapes. Channels-last is applied
+        to the new model and ``forward_fn`` compiled again. Call it on every rank with identical
+        models. Hooks are told through ``after_model_replaced``.
         """
-        self.model = wrap_ddp(new_model.to(self.device), self.device)
+        self.model = self._place(new_model)
         self.optimizer = build_optimizer(self.module.parameters(), self.cfg.optimizer)
         self._set_lr(self.iter)
         self._call("after_model_replaced")
@@ -292,6 +315,7 @@ class Trainer:
         return {"format": ckpt.FORMAT, "iter": self.iter + 1, "model": self.module.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "lr": self.current_lr,
                 "data": self.data.state_dict(), "rng": rngs, "hooks": hooks,
+                "amp": self.precision.mode, "scaler": self.precision.state_dict(),
                 "world_size": self.world_size, "config": self.cfg.to_dict()}
 
     def save_checkpoint(self) -> Path:
@@ -334,6 +358,7 @@ class Trainer:
         self._load_hook_states(state["hooks"])
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self._load_precision(state)
         self.data.load_state_dict(state["data"])
         rngs = state["rng"]
         if len(rngs) != self.world_size:
@@ -342,6 +367,14 @@ class Trainer:
         ckpt.restore_rng(rngs[self.rank % len(rngs)])
         self.iter = self.start_iter = int(state["iter"])
         self._set_lr(min(self.start_iter, self.cfg.total_iters - 1))
+
+    def _load_precision(self, state: dict) -> None:
+        """The GradScaler's state; a warning when the checkpoint ran in another precision."""
+        was = state.get("amp", "none")  # checkpoints written before train.amp existed ran in fp32
+        if was != self.precision.mode:
+            warnings.warn(f"checkpoint was trained with amp={was}, this run continues with amp={self.precision.mode} "
+                          f"({self.precision.describe()}); the rest of the run is not the uninterrupted one")
+        self.precision.load_state_dict(state.get("scaler"))
 
     def _load_hook_states(self, states: dict) -> None:
         unknown = sorted(set(states) - {h.name for h in self.hooks})
@@ -357,6 +390,8 @@ class Trainer:
         """BasicSR habit: the config and the command line live next to the results."""
         if not is_main_process():
             return
+        if self.cfg.amp != "none":
+            print(self.precision.describe(), flush=True)
         out = Path(self.cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
