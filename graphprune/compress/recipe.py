@@ -9,9 +9,9 @@ the cross-field rules and the file checks (:mod:`.checks`). Every problem is one
 
 Relative paths are relative to the working directory (launch commands run from the repo root).
 
-    >>> r = load_recipe("recipes/ledsr_x4_srp.yaml", ["prune.ratio=0.5"], check_files=False)
-    >>> r.prune.ratio, r.stages.finetune.total_iter, r.regularize_iters
-    (0.5, 4440000, 143170)
+    >>> r = load_recipe("recipes/ledsr_x4_srp.yaml", ["stages.finetune.total_iter=1000"], check_files=False)
+    >>> r.prune.target.params, r.stages.finetune.total_iter, r.regularize_iters
+    ('623K', 1000, 143170)
     >>> r.train_config("regularize", "runs/x/regularize").total_iters
     143170
 
