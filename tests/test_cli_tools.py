@@ -62,6 +62,7 @@ def folder(tmp_path_factory) -> Path:
         _image(d / "lr" / f"{i:04d}.png", h, w, i)
     for i, (h, w) in enumerate([(64, 80), (48, 52)]):
         _image(d / "hr" / f"{i:04d}.png", h, w, 10 + i)
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off")  # a download that stopped
     return d
 
 
@@ -216,6 +217,9 @@ BAD = [
     (["upscale", "--model", "mynet:factory", "--input", "lr", "--tile", "0"], "expected a positive integer"),
     (["upscale", "--model", "mynet:factory", "--input", "lr", "--half", "--device", "cpu"], "--half needs a CUDA"),
     (["upscale", "--model", "mynet:untraceable_nosuch", "--input", "lr"], "has no 'untraceable_nosuch'"),
+    (["upscale", "--model", "mynet:factory", "--input", "mynet.py"], "--input mynet.py: not an image"),
+    (["upscale", "--model", "mynet:factory", "--input", "broken.png"], "broken.png: not an image PIL can read"),
+    (["upscale", "--model", "mynet:factory", "--input", "*.png"], "broken.png: not an image PIL can read"),
     (["evaluate", "--model", "mynet:factory", "--hr", "hr", "--scale", "2"], "is an x4 model; use --scale 4"),
     (["evaluate", "--model", "mynet:factory", "--sets", "Set5", "--root", "nowhere", "--scale", "4"],
      "Set5 HR folder not found"),
@@ -228,6 +232,7 @@ BAD = [
     (["export", "--model", "pruned.safetensors", "--out", "lr/0000.png.onnx", "--set", "x=1"], "architecture is fixed"),
     (["flops", "--model", "timm:resnet_nosuch"], "is not a timm model"),
     (["flops", "--model", "nomodule_here:factory"], "cannot import module 'nomodule_here'"),
+    (["flops", "--model", "mynet.py"], "--model mynet.py: not a model file"),
     (["flops", "--model", "mynet:factory", "--hr", "720"], "expected HxW"),
     (["visualize", "--model", "mynet:factory", "--out", "g.txt"], "--out must end in one of"),
     (["visualize", "--recipe", "missing.yaml", "--out", "g.html"], "cannot read the recipe"),
@@ -260,3 +265,11 @@ def test_usage_lists_the_commands(capsys):
     assert cli.main([]) == 2 and cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in cli.COMMANDS)
+
+
+def test_the_default_example_input_is_the_recipes():
+    """One source for the analysis' default example input: the commands use the recipes' own."""
+    from graphprune.cli.model import DEFAULT_INPUT
+    from graphprune.compress.recipe import DEFAULT_EXAMPLE_INPUT
+
+    assert DEFAULT_INPUT is DEFAULT_EXAMPLE_INPUT

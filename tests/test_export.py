@@ -88,3 +88,23 @@ def test_past_tolerance_exit_1_and_no_file(tmp_path, capsys):
     code = cli.main(["export", "--model", "edsr_baseline_x2", "--set", "n_resblocks=1", "--out", str(target),
                      "--tolerance", "1e-12"])
     assert code == 1 and not target.exists() and "FAILED: max rel error" in capsys.readouterr().out
+
+
+
+class Baked(nn.Module):
+    """``int(h)``: the exporter's trace records the example's sizes as constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        return self.up(self.conv(x).reshape(int(n), 12, int(h), int(w)))
+
+
+def test_a_size_the_file_refuses_prints_no_onnxruntime_log_lines(tmp_path, capfd):
+    """The second-size check expects onnxruntime to fail on a baked graph: its C++ log stays silent."""
+    out = export_onnx(Baked().eval(), torch.rand(1, 3, 8, 8), tmp_path / "b.onnx")
+    assert not out.dynamic and "onnxruntime fails" in out.fixed_reason
+    assert capfd.readouterr().err == ""

@@ -34,6 +34,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..compress.recipe import DEFAULT_EXAMPLE_INPUT
 from ..errors import one_line
 from .args import UsageError
 
@@ -44,8 +45,8 @@ MODEL_HELP = ("an sr_models name, timm:NAME, package.module:factory, a graphprun
               "pruned) or a checkpoint spandrel can load (.pth/.pt/.ckpt/.safetensors)")
 SET_HELP = "an argument of the model's factory, value as YAML, e.g. --set n_feats=45 (repeatable; named models only)"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
-#: The example input of a model that names none: one 48x48 LR patch (the analysis default of recipes).
-DEFAULT_INPUT = (1, 3, 48, 48)
+#: The example input of a model that names none: the recipes' default (one 48x48 LR patch).
+DEFAULT_INPUT = DEFAULT_EXAMPLE_INPUT
 
 
 @dataclass
@@ -156,7 +157,13 @@ def _from_file(path: Path, text: str) -> Loaded:
     try:
         spec = read_spec(path)
     except ValueError:  # not a graphprune file: an ecosystem checkpoint
-        model = load_spandrel(path)
+        try:
+            model = load_spandrel(path)
+        except CheckpointError:
+            if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+                raise
+            raise UsageError(f"--model {text}: not a model file (a graphprune .safetensors file or a checkpoint: "
+                             f"{', '.join(CHECKPOINT_SUFFIXES)}); a name would be e.g. ledsr_f256r16_x4") from None
         return Loaded(model.eval(), text, "spandrel", dict(model.gp_spec))
     try:
         model = load(path)

@@ -51,6 +51,8 @@ def collect_images(text: str) -> list[Path]:
     if path.is_dir():
         files = list_images(path)
     elif path.is_file():
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise UsageError(f"--input {text}: not an image ({', '.join(IMAGE_EXTENSIONS)})")
         files = [path]
     elif glob.has_magic(text):
         files = sorted(p for p in map(Path, glob.glob(text)) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -58,7 +60,30 @@ def collect_images(text: str) -> list[Path]:
         raise UsageError(f"--input {text}: no such file or folder")
     if not files:
         raise UsageError(f"--input {text}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    for f in files:  # before any output: a cut-off download is found here, not after half the folder
+        _check_readable(f)
     return files
+
+
+def _check_readable(path: Path) -> None:
+    """Parse ``path``'s header and check its chunks (PIL's ``verify``: no pixels decoded); one line if broken."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()  # a PNG cut off after its header fails here too
+    except _DECODE_ERRORS as e:
+        raise _unreadable(path, e) from None
+
+
+#: What PIL raises on a file that is no image or is damaged (UnidentifiedImageError is an OSError).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError)
+
+
+def _unreadable(path: Path, error: BaseException) -> UsageError:
+    from ..errors import one_line
+
+    return UsageError(f"{path}: not an image PIL can read ({one_line(error, limit=120)}); replace or remove the file")
 
 
 class Prepared(nn.Module):
@@ -101,7 +126,10 @@ def upscale_one(net: nn.Module, path: Path, scale: int, rgb_range: float, tile: 
     from ..sr.data import read_rgb, to_tensor
     from ..sr.evaluate import upscale
 
-    lr = to_tensor(read_rgb(path), rgb_range).to(device)
+    try:
+        lr = to_tensor(read_rgb(path), rgb_range).to(device)
+    except _DECODE_ERRORS as e:  # damaged past what verify() reads (a JPEG's data)
+        raise _unreadable(path, e) from None
     try:
         return upscale(net, lr, scale, tile).cpu()
     except (RuntimeError, AssertionError) as e:
