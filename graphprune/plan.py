@@ -20,9 +20,10 @@ from .importance import group_scores
 __all__ = ["Plan", "Entry", "plan", "removed_counts", "n_removed", "CPU_ROUND_TO", "ratio_for", "producer_names", "ALLOCATIONS"]
 
 
-#: The ``round_to`` of CPU deployment (the recipes' default, ``prune.round_to``): oneDNN (torch) and
-#: onnxruntime block channels by 16 on AVX-512, so widths that are multiples of 16 run at the speed their
-#: Mult-Adds promise and odd ones waste it (BENCHMARKS.md, "Latency": 48 channels ≥ 0.99 of the cut, 49 ≤ 0.8).
+#: The ``round_to`` recommended for CPU deployment (``prune.round_to: 16``; recipes default to 1, the
+#: papers' widths): oneDNN (torch) and onnxruntime block channels by 16 on AVX-512, so multiples of 16 run
+#: closer to the speed their Mult-Adds promise (BENCHMARKS.md, "Latency across widths", LEDSR at 320x180:
+#: 48 channels reach 1.01 of the Mult-Adds cut in onnxruntime and 0.83 in torch; 49 reach 0.50-0.68).
 CPU_ROUND_TO = 16
 
 
