@@ -304,3 +304,20 @@ def test_pipeline_spends_a_budget(tmp_path, method, allocation):
     assert "target params 3.5K (%s allocation)" % allocation in (tmp_path / "report.md").read_text()
     assert (tmp_path / "sensitivity.json").is_file() == (allocation == "sensitivity")
     assert (tmp_path / "sensitivity.png").is_file() == (allocation == "sensitivity")
+
+
+def test_sensitivity_command_measures_plots_and_reuses(tmp_path, capsys):
+    from graphprune.cli import main
+
+    args = ["sensitivity", "--model", "ledsr_f256r16_x4", "--set", "n_feats=8", "--set", "n_resblocks=1", "--demo",
+            "--max-images", "1", "--ratios", "0.5", "--ignore", "*tail*", "--ignore", "*mean*", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "drop (dB) with one group pruned" in out and (tmp_path / "sensitivity.png").is_file()
+    first = Sensitivity.load(tmp_path / "sensitivity.json")
+    assert sorted(first.drops) == [2, 3] and first.ratios == [0.5]
+    assert main(args) == 0 and Sensitivity.load(tmp_path / "sensitivity.json").key == first.key
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--ratios", "2"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err and "fractions in (0, 1)" in err
