@@ -86,12 +86,11 @@ def main(argv=None) -> int:
     if args.allocations:
         target = equal_mult_adds("demo_x4_assl.yaml", args.ratio)
         runs = [f"{m}/{a}" for m in runs for a in args.allocations.split(",")]
-    methods = runs
     t_start = time.perf_counter()
-    scores: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
-    at_prune: dict[str, list[float]] = {m: [] for m in methods}  # PSNR right after the prune step
+    scores: dict[str, list[tuple[float, float]]] = {m: [] for m in runs}
+    at_prune: dict[str, list[float]] = {m: [] for m in runs}  # PSNR right after the prune step
     dense_scores, bicubic, sizes = [], None, {}
-    widths: dict[str, list[str]] = {m: [] for m in methods}  # kept channels of the prunable groups
+    widths: dict[str, list[str]] = {m: [] for m in runs}  # kept channels of the prunable groups
     for seed in seeds:
         base = args.out / f"seed{seed}"
         dense = run("demo_x4_train.yaml", base / "dense",
@@ -130,7 +129,7 @@ def main(argv=None) -> int:
     print("| method | params | Mult-Adds | PSNR right after pruning (dB) | PSNR (dB) mean ± std | SSIM mean ± std | "
           "per seed | kept channels per group (seed 0) |")
     print("|---|---:|---:|---:|---:|---:|---|---|")
-    for method in methods:
+    for method in runs:
         p = [s[0] for s in scores[method]]
         q = [s[1] for s in scores[method]]
         params, macs = sizes[method]
